@@ -1,0 +1,51 @@
+# bulk360 — the README's two commands are `make demo` and `make test`; everything else is a step of them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE ?= customer360
+SCALE ?= 5
+
+.PHONY: setup services services-down status lint unit test demo
+
+## setup: create .venv with bulk360 and its dev tools, and .env from .env.example
+setup: $(VENV)/.installed .env
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "python3 is required"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+.env:
+	cp .env.example .env
+
+## services: start PostgreSQL and Neo4j (installs them on first use)
+services: setup
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+status:
+	scripts/services status
+
+## lint: ruff and mypy
+lint: setup
+	$(BIN)/ruff check bulk360 tests benchmarks
+	$(BIN)/ruff format --check bulk360 tests benchmarks
+	$(BIN)/mypy
+
+## unit: the tests that need no service
+unit: setup
+	$(BIN)/pytest -m "not integration"
+
+## test: set-up, services, lint, and the whole test suite
+test: services lint
+	$(BIN)/pytest
+
+## demo: set-up, services, then build the sample graph
+demo: services
+	scripts/demo $(SAMPLE)

@@ -1,0 +1,88 @@
+"""The ``bulk360`` command line: parses options, calls the library, prints.
+
+This is the one place that turns an expected error (:class:`bulk360.errors.Bulk360Error`) into
+a one-line message and an exit code. ``--debug`` shows the traceback as well; local variables
+are never shown, since they may hold passwords.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bulk360 import __version__
+from bulk360.errors import Bulk360Error
+from bulk360.settings import Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="bulk360",
+    help="Turn several PostgreSQL databases into one Neo4j graph, driven by a control database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    """Options every command shares, set by the top-level callback."""
+
+    env_file: Path | None = None
+    debug: bool = False
+
+    def settings(self) -> Settings:
+        """Resolve the settings once for the command being run."""
+        return load_settings(self.env_file)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"bulk360 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    env_file: Annotated[
+        Path | None, typer.Option("--env-file", help="Settings file (default: nearest .env).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = CliState(env_file=env_file, debug=debug)
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The shared options of the running command."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, CliState) else CliState()
+
+
+def main() -> None:
+    """Entry point of the ``bulk360`` console script."""
+    debug = "--debug" in sys.argv[1:]
+    # Typer handles usage errors itself (standalone mode); our own errors propagate to here.
+    try:
+        app()
+    except Bulk360Error as exc:
+        if debug:
+            traceback.print_exc()
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(130)

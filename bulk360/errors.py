@@ -1,0 +1,77 @@
+"""The errors bulk360 raises on purpose, each with an exit code.
+
+Every expected problem is one of these; the CLI prints its message on one line and exits with
+its code. Anything else is a bug and shows a traceback only with ``--debug``::
+
+    Bulk360Error                    exit 1   base of all expected problems
+    ├── ConfigError                 exit 2   settings or control rows are wrong
+    │   └── ValidationFailed        exit 2   the configuration check found problems (all listed)
+    ├── SourceError                 exit 3   a source PostgreSQL database failed or is unreachable
+    ├── TargetError                 exit 4   Neo4j or neo4j-admin failed or is unreachable
+    │   └── TargetRunning           exit 4   admin mode found the Neo4j server running
+    └── IntegrityError              exit 5   rows went missing or were rejected beyond tolerance
+
+Messages never hold a password: they name the setting or the environment variable instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Bulk360Error",
+    "ConfigError",
+    "IntegrityError",
+    "SourceError",
+    "TargetError",
+    "TargetRunning",
+    "ValidationFailed",
+]
+
+
+class Bulk360Error(Exception):
+    """Base of every expected failure; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ConfigError(Bulk360Error):
+    """Raised when a setting or a control row is missing, malformed or contradictory."""
+
+    exit_code = 2
+
+
+class ValidationFailed(ConfigError):
+    """Raised when the check of the control rows against the live catalogs finds problems.
+
+    ``problems`` holds one line per problem, each naming the mapping row it comes from.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(
+            f"the configuration has {count} problem{'s' if count != 1 else ''}; "
+            f"nothing was written:\n{lines}"
+        )
+
+
+class SourceError(Bulk360Error):
+    """Raised when a source database cannot be reached or a read from it fails."""
+
+    exit_code = 3
+
+
+class TargetError(Bulk360Error):
+    """Raised when Neo4j cannot be reached, refuses a write, or neo4j-admin fails."""
+
+    exit_code = 4
+
+
+class TargetRunning(TargetError):
+    """Raised when admin mode would import while the Neo4j server is running."""
+
+
+class IntegrityError(Bulk360Error):
+    """Raised when rows were rejected or lost beyond the stated tolerance."""
+
+    exit_code = 5

@@ -1,0 +1,122 @@
+"""Settings, resolved once per command into one frozen object that is passed down.
+
+Order of precedence: values given by the caller (CLI options), then the process environment,
+then the ``.env`` file, then the defaults below. No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values, find_dotenv
+
+from bulk360.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a bulk360 command needs to know about its surroundings."""
+
+    etl_db_host: str
+    """Host of the control database (``ETL_DB_HOST``)."""
+    etl_db_port: int
+    """Port of the control database (``ETL_DB_PORT``)."""
+    etl_db_name: str
+    """Name of the control database (``ETL_DB_NAME``), normally ``etl_control_db``."""
+    etl_db_user: str
+    """Role bulk360 logs into the control database with (``ETL_DB_USER``)."""
+    etl_db_password: str = field(repr=False)
+    """Password of that role (``ETL_DB_PASSWORD``); never printed."""
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    """Bolt URI of the target (``NEO4J_URI``); ``neo4j+s://`` for Aura."""
+    neo4j_username: str = "neo4j"
+    """User for the target (``NEO4J_USERNAME``)."""
+    neo4j_password: str = field(default="", repr=False)
+    """Password for the target (``NEO4J_PASSWORD``); never printed."""
+    neo4j_database: str = "neo4j"
+    """Database admin mode imports into and bolt mode writes to (``NEO4J_DATABASE``)."""
+    neo4j_home: Path = Path(".local/neo4j")
+    """Home of a self-hosted Neo4j; admin mode runs ``bin/neo4j-admin`` from it (``NEO4J_HOME``)."""
+    import_dir: Path = Path("import")
+    """Folder that receives the CSV files and the manifest (``BULK360_IMPORT_DIR``)."""
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The merged environment, used only to resolve a source's ``db_password_env``."""
+
+    @property
+    def neo4j_admin(self) -> Path:
+        """Path of the ``neo4j-admin`` launcher in ``neo4j_home``."""
+        return self.neo4j_home / "bin" / "neo4j-admin"
+
+    def control_conninfo(self) -> dict[str, Any]:
+        """Keyword arguments for ``psycopg.connect`` to the control database."""
+        return {
+            "host": self.etl_db_host,
+            "port": self.etl_db_port,
+            "dbname": self.etl_db_name,
+            "user": self.etl_db_user,
+            "password": self.etl_db_password,
+            "connect_timeout": 10,
+            "application_name": "bulk360",
+        }
+
+    def secret(self, variable: str) -> str | None:
+        """The value of an environment variable named by a control row, or None."""
+        return self.environment.get(variable)
+
+
+def _root_of(env_file: str | None) -> Path:
+    return Path(env_file).resolve().parent if env_file else Path.cwd()
+
+
+def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Resolve the settings from ``overrides``, the environment and a ``.env`` file.
+
+    ``env_file`` defaults to the nearest ``.env`` above the working directory (or
+    ``BULK360_ENV_FILE``). Relative paths are taken from the folder of that file.
+    """
+    path = (
+        str(env_file)
+        if env_file
+        else os.environ.get("BULK360_ENV_FILE") or find_dotenv(usecwd=True)
+    )
+    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path else {}
+    merged: dict[str, str] = {**file_values, **os.environ}
+    root = _root_of(path or None)
+
+    def pick(name: str, default: str | None = None) -> str:
+        value = merged.get(name, default)
+        if value is None or value == "":
+            raise ConfigError(f"setting {name} is missing: set it in .env or the environment")
+        return value
+
+    def folder(name: str, default: str) -> Path:
+        value = Path(merged.get(name) or default)
+        return value if value.is_absolute() else root / value
+
+    try:
+        port = int(pick("ETL_DB_PORT", "5432"))
+    except ValueError:
+        raise ConfigError("setting ETL_DB_PORT must be a port number") from None
+
+    values: dict[str, Any] = {
+        "etl_db_host": pick("ETL_DB_HOST", "127.0.0.1"),
+        "etl_db_port": port,
+        "etl_db_name": pick("ETL_DB_NAME", "etl_control_db"),
+        "etl_db_user": pick("ETL_DB_USER"),
+        "etl_db_password": pick("ETL_DB_PASSWORD"),
+        "neo4j_uri": pick("NEO4J_URI", "bolt://127.0.0.1:7687"),
+        "neo4j_username": pick("NEO4J_USERNAME", "neo4j"),
+        "neo4j_password": merged.get("NEO4J_PASSWORD", ""),
+        "neo4j_database": pick("NEO4J_DATABASE", "neo4j"),
+        "neo4j_home": folder("NEO4J_HOME", ".local/neo4j"),
+        "import_dir": folder("BULK360_IMPORT_DIR", "import"),
+        "environment": merged,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

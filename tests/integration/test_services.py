@@ -1,0 +1,115 @@
+"""The local services that scripts/services starts: real PostgreSQL, real Neo4j 5.26."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bulk360.settings import Settings
+from neo4j import Driver
+from tests.conftest import ROOT, cypher, run_services
+
+
+def test_postgres_answers_and_a_database_can_be_created_and_dropped(
+    pg_conninfo: dict[str, object],
+) -> None:
+    name = f"bulk360_probe_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**pg_conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+        assert conn.info.server_version >= 130000
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        exists = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name])
+        assert exists.fetchone() == (1,)
+        conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+        gone = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name])
+        assert gone.fetchone() == (0,)
+
+
+def test_neo4j_is_5_26_with_apoc(neo4j_driver: Driver) -> None:
+    records = cypher(neo4j_driver, "CALL dbms.components() YIELD name, versions")
+    versions = {r["name"]: r["versions"][0] for r in records}
+    assert versions["Neo4j Kernel"].startswith("5.26.")
+    apoc = cypher(neo4j_driver, "RETURN apoc.version() AS version")
+    assert apoc[0]["version"].startswith("5.26.")
+
+
+def test_neo4j_admin_imports_csv_into_a_stopped_database(
+    neo4j_driver: Driver, settings: Settings, tmp_path: Path, stopped_neo4j: None
+) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text('id:ID(Person),name,born:int\n1,"Ada, Countess",1815\n2,Alan,1912\n')
+    knows = tmp_path / "knows.csv"
+    knows.write_text(":START_ID(Person),:END_ID(Person),:TYPE,since:int\n1,2,KNOWS,1936\n")
+    result = subprocess.run(
+        [
+            str(settings.neo4j_admin),
+            "database",
+            "import",
+            "full",
+            f"--nodes=Person={people}",
+            f"--relationships={knows}",
+            "--overwrite-destination=true",
+            f"--report-file={tmp_path / 'import.report'}",
+            settings.neo4j_database,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_services("neo4j", "start")
+
+    nodes = cypher(
+        neo4j_driver,
+        "MATCH (n) RETURN labels(n) AS labels, n.name AS name, n.born AS born ORDER BY born",
+    )
+    assert [(r["labels"], r["name"], r["born"]) for r in nodes] == [
+        (["Person"], "Ada, Countess", 1815),
+        (["Person"], "Alan", 1912),
+    ]
+    rels = cypher(
+        neo4j_driver,
+        "MATCH (a)-[r]->(b) RETURN a.name AS a, type(r) AS type, r.since AS since, b.name AS b",
+    )
+    assert [(r["a"], r["type"], r["since"], r["b"]) for r in rels] == [
+        ("Ada, Countess", "KNOWS", 1936, "Alan")
+    ]
+
+
+def our_processes() -> list[str]:
+    """Command lines of running processes that belong to this checkout's services."""
+    marker = str(ROOT / ".local")
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in text:
+            found.append(text)
+    return found
+
+
+def test_up_twice_then_down_leaves_nothing_running(
+    pg_conninfo: dict[str, object], neo4j_driver: Driver
+) -> None:
+    run_services("up")
+    second = run_services("up")
+    assert "PostgreSQL: running" in second.stdout
+    assert "Neo4j: running" in second.stdout
+    assert "starting" not in second.stdout
+    try:
+        run_services("down")
+        assert our_processes() == []
+        status = subprocess.run(
+            [str(ROOT / "scripts" / "services"), "status"], capture_output=True, text=True
+        )
+        assert status.returncode != 0
+        assert "stopped" in status.stdout
+    finally:
+        run_services("up")
+    neo4j_driver.verify_connectivity()
