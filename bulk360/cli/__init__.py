@@ -86,3 +86,7 @@ def main() -> None:
     except KeyboardInterrupt:
         errors.print("interrupted")
         sys.exit(130)
+
+
+# The commands register themselves on `app` when their modules are imported.
+from bulk360.cli import commands as _commands  # noqa: E402,F401

@@ -1,0 +1,99 @@
+"""What a source database really holds, read from its system catalogs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+__all__ = ["CatalogColumn", "CatalogTable", "read_catalog"]
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    """A column as ``pg_attribute`` and ``pg_type`` describe it."""
+
+    name: str
+    typname: str
+    category: str
+    element: str | None
+    not_null: bool
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """A table (or view) of one schema with its columns, primary key and unique keys."""
+
+    name: str
+    columns: tuple[CatalogColumn, ...]
+    primary_key: tuple[str, ...]
+    unique_keys: tuple[frozenset[str], ...]
+    size_bytes: int
+
+    def column(self, name: str) -> CatalogColumn | None:
+        """The column called ``name``, if the table has one."""
+        return next((c for c in self.columns if c.name == name), None)
+
+    def is_unique(self, columns: tuple[str, ...]) -> bool:
+        """Whether a unique index covers a subset of ``columns`` (so they are unique too)."""
+        return any(key <= set(columns) for key in self.unique_keys)
+
+
+_COLUMNS = """
+SELECT c.relname, a.attname,
+       coalesce(bt.typname, t.typname) AS typname,
+       coalesce(bt.typcategory, t.typcategory) AS typcategory,
+       et.typname AS element, a.attnotnull, pg_relation_size(c.oid) AS size
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN pg_type et ON et.oid = coalesce(bt.typelem, t.typelem)
+     AND coalesce(bt.typcategory, t.typcategory) = 'A'
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""
+
+_KEYS = """
+SELECT c.relname, i.indisprimary,
+       array_agg(a.attname ORDER BY k.ord) AS columns
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE n.nspname = %s AND i.indisunique AND i.indpred IS NULL
+GROUP BY c.relname, i.indexrelid, i.indisprimary
+"""
+
+
+def read_catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, CatalogTable]:
+    """All tables of ``schema`` with their columns and keys."""
+    columns: dict[str, list[CatalogColumn]] = {}
+    sizes: dict[str, int] = {}
+    for relname, attname, typname, category, element, not_null, size in conn.execute(
+        _COLUMNS, [schema]
+    ):
+        columns.setdefault(relname, []).append(
+            CatalogColumn(attname, typname, category, element, not_null)
+        )
+        sizes[relname] = size
+    primary: dict[str, tuple[str, ...]] = {}
+    unique: dict[str, list[frozenset[str]]] = {}
+    for relname, is_primary, key_columns in conn.execute(_KEYS, [schema]):
+        unique.setdefault(relname, []).append(frozenset(key_columns))
+        if is_primary:
+            primary[relname] = tuple(key_columns)
+    return {
+        name: CatalogTable(
+            name=name,
+            columns=tuple(cols),
+            primary_key=primary.get(name, ()),
+            unique_keys=tuple(unique.get(name, ())),
+            size_bytes=sizes.get(name, 0),
+        )
+        for name, cols in columns.items()
+    }

@@ -1,0 +1,67 @@
+"""How the CLI shows a run: numbered steps, progress bars, and the final summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from bulk360.pipeline import RunSummary
+from bulk360.plan import TablePlan
+
+__all__ = ["ConsoleReporter", "summary_table"]
+
+
+class ConsoleReporter:
+    """Prints ``STEP n/N ...`` lines and a byte counter per table while reading."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def step(self, number: int, total: int, title: str) -> None:
+        self._console.print(f"[bold]STEP {number}/{total}[/] {title}", highlight=False)
+
+    @contextmanager
+    def bytes_progress(self, tables: list[TablePlan]) -> Iterator[Callable[[TablePlan, int], None]]:
+        progress = Progress(
+            TextColumn("  {task.description:<28}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=not self._console.is_terminal,
+            disable=not self._console.is_terminal,
+        )
+        tasks = {t.name: progress.add_task(t.name, total=None) for t in tables}
+        with progress:
+            yield lambda table, nbytes: progress.advance(tasks[table.name], nbytes)
+
+
+def summary_table(summary: RunSummary) -> Table:
+    """Nodes per label and relationships per type, with the run's totals."""
+    table = Table(title=f"run {summary.run_id} ({summary.mode}): {summary.status}")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("count", justify="right")
+    for label, count in sorted(summary.nodes.items()):
+        table.add_row("nodes", label, f"{count:,}")
+    for kind, count in sorted(summary.relationships.items()):
+        table.add_row("relationships", kind, f"{count:,}")
+    table.add_section()
+    table.add_row("rows read", "", f"{summary.rows_read:,}")
+    table.add_row("rows rejected", "", f"{summary.rows_rejected:,}")
+    table.add_row("rows orphaned", "", f"{summary.rows_orphaned:,}")
+    seconds = " ".join(f"{k} {v:.1f}s" for k, v in summary.step_seconds.items())
+    table.caption = f"{seconds}\nimport folder: {summary.import_dir}"
+    return table

@@ -1,0 +1,433 @@
+"""The plan of a run: the control rows checked against the live catalogs.
+
+:func:`build_plan` either returns a :class:`Plan` — every table to read with the exact columns
+and SQL, every relationship with its join keys — or raises
+:class:`~bulk360.errors.ValidationFailed` listing every problem it found, each naming the
+control row it comes from. Nothing is written before this check passes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from bulk360.catalog import CatalogColumn, CatalogTable
+from bulk360.control import ControlConfig, NodeMapping, RelationshipMapping, Source
+from bulk360.errors import ValidationFailed
+from bulk360.joins import ColumnRef, JoinConditionError, parse_join_condition
+from bulk360.types import join_family, property_type
+
+__all__ = ["ColumnPlan", "Plan", "RelationshipPlan", "TablePlan", "build_plan"]
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """A column that leaves PostgreSQL, with its Neo4j type and formatting SQL."""
+
+    name: str
+    pg_type: str
+    neo4j_type: str
+    select: sql.Composable
+
+    @property
+    def header(self) -> str:
+        """The ``name:type`` header field of the CSV files."""
+        return f"{self.name}:{self.neo4j_type}"
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """One table to read: as the nodes of ``label``, or only for relationships (no label)."""
+
+    source: str
+    schema: str
+    table: str
+    columns: tuple[ColumnPlan, ...]
+    excluded: tuple[str, ...]
+    label: str | None
+    key_columns: tuple[str, ...]
+    key_unique: bool
+    key_not_null: bool
+    size_bytes: int
+
+    @property
+    def name(self) -> str:
+        """``label`` for node tables, ``source.table`` for tables read only for relationships."""
+        return self.label or f"{self.source}.{self.table}"
+
+    @property
+    def id_header(self) -> str:
+        """Header of the node id column; ids live in one id space per label."""
+        return f":ID({self.label})"
+
+    def headers(self) -> list[str]:
+        """The header fields of this table's CSV file, in order."""
+        fields = [column.header for column in self.columns]
+        return [self.id_header, *fields] if self.label else fields
+
+    def header_of(self, column: str) -> str:
+        """The header field of ``column``."""
+        return next(c.header for c in self.columns if c.name == column)
+
+    def _relation(self) -> sql.Composable:
+        return sql.Identifier(self.schema, self.table)
+
+    def _key_not_null(self) -> sql.Composable:
+        return sql.SQL(" AND ").join(
+            sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in self.key_columns
+        )
+
+    def copy_sql(self) -> sql.Composed:
+        """The reader's ``COPY (SELECT ...) TO STDOUT``: kept columns only, keys not null."""
+        selects: list[sql.Composable] = [c.select for c in self.columns]
+        if self.label:
+            # A composite key becomes one id: its parts joined by U+001F.
+            parts = [sql.SQL("{}::text").format(sql.Identifier(k)) for k in self.key_columns]
+            node_id = (
+                parts[0]
+                if len(parts) == 1
+                else sql.SQL("concat_ws(E'\\x1f', {})").format(sql.SQL(", ").join(parts))
+            )
+            selects.insert(0, node_id)
+        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selects), self._relation())
+        if self.label and not self.key_not_null:
+            query = sql.SQL("{} WHERE {}").format(query, self._key_not_null())
+        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+
+    def null_key_count_sql(self) -> sql.Composed | None:
+        """Counts the rows rejected for a NULL key; None when the key cannot be NULL."""
+        if not self.label or self.key_not_null:
+            return None
+        return sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
+            self._relation(), self._key_not_null()
+        )
+
+
+@dataclass(frozen=True)
+class RelationshipPlan:
+    """A relationship mapping resolved to tables and join-key header fields.
+
+    ``*_keys`` pair header fields of two sides: ``from_link_keys`` are (from, link) pairs,
+    ``link_to_keys`` (link, to) pairs and ``from_to_keys`` (from, to) pairs.
+    """
+
+    mapping: RelationshipMapping
+    from_table: TablePlan
+    to_table: TablePlan
+    link_table: TablePlan | None
+    from_to_keys: tuple[tuple[str, str], ...]
+    from_link_keys: tuple[tuple[str, str], ...]
+    link_to_keys: tuple[tuple[str, str], ...]
+    properties: tuple[tuple[str, str], ...]
+    """(role, header) pairs; role is 'from', 'to' or 'link'."""
+
+    @property
+    def relationship_type(self) -> str:
+        return self.mapping.relationship_type
+
+    @property
+    def name(self) -> str:
+        """Unique name of the mapping's output, e.g. ``HAS_PAYMENT_METHOD.3``."""
+        return f"{self.mapping.relationship_type}.{self.mapping.mapping_id}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run reads and builds, checked against the live catalogs."""
+
+    sources: tuple[Source, ...]
+    tables: tuple[TablePlan, ...]
+    relationships: tuple[RelationshipPlan, ...]
+
+    def source(self, name: str) -> Source:
+        return next(s for s in self.sources if s.name == name)
+
+
+class _Checker:
+    """Collects problems while building the plan, so that one report lists them all."""
+
+    def __init__(self, config: ControlConfig, catalogs: Mapping[str, Mapping[str, CatalogTable]]):
+        self.config = config
+        self.catalogs = catalogs
+        self.problems: list[str] = []
+        self.excluded: dict[tuple[str, str], dict[str, int]] = {}
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def catalog_table(self, source: str, table: str, where: str) -> CatalogTable | None:
+        if source not in self.catalogs:
+            if self.config.source(source) is None:
+                self.problem(f"{where}: source '{source}' is not an active source_databases row")
+            return None  # unreachable sources are reported once, by read_catalogs
+        found = self.catalogs[source].get(table)
+        if found is None:
+            schema = self.config.source(source).schema  # type: ignore[union-attr]
+            self.problem(f"{where}: table {schema}.{table} does not exist in source '{source}'")
+        return found
+
+    def check_exclusions(self) -> None:
+        for rule in self.config.exclusions:
+            where = f"exclusion rule #{rule.rule_id}"
+            found = self.catalog_table(rule.source, rule.table, where)
+            if found is not None and found.column(rule.column) is None:
+                self.problem(
+                    f"{where}: column '{rule.column}' does not exist in {rule.source}.{rule.table}"
+                )
+            self.excluded.setdefault((rule.source, rule.table), {})[rule.column] = rule.rule_id
+
+    def table_plan(
+        self,
+        source: Source,
+        found: CatalogTable,
+        label: str | None,
+        keys: tuple[str, ...],
+        wanted: set[str] | None,
+        where: str,
+    ) -> TablePlan:
+        excluded = self.excluded.get((source.name, found.name), {})
+        columns: list[ColumnPlan] = []
+        for column in found.columns:
+            if column.name in excluded or (wanted is not None and column.name not in wanted):
+                continue
+            if not IDENTIFIER.match(column.name):
+                self.problem(
+                    f"{where}: column '{column.name}' of {source.name}.{found.name} is not a valid "
+                    "property name; exclude it with a field_exclusion_rules row"
+                )
+                continue
+            kind = property_type(column.typname, column.category, column.element)
+            columns.append(
+                ColumnPlan(column.name, column.typname, kind.neo4j_type, kind.select(column.name))
+            )
+        key_columns = [found.column(k) for k in keys]
+        return TablePlan(
+            source=source.name,
+            schema=source.schema,
+            table=found.name,
+            columns=tuple(columns),
+            excluded=tuple(sorted(excluded)),
+            label=label,
+            key_columns=keys,
+            key_unique=bool(keys) and found.is_unique(keys),
+            key_not_null=all(c is not None and c.not_null for c in key_columns),
+            size_bytes=found.size_bytes,
+        )
+
+    def node_plan(self, mapping: NodeMapping) -> TablePlan | None:
+        where = str(mapping)
+        if not IDENTIFIER.match(mapping.label):
+            self.problem(f"{where}: label '{mapping.label}' is not a valid identifier")
+        found = self.catalog_table(mapping.source, mapping.table, where)
+        if found is None:
+            return None
+        keys = mapping.key_columns or found.primary_key
+        if not keys:
+            self.problem(
+                f"{where}: {mapping.source}.{mapping.table} has no primary key; set key_columns"
+            )
+            return None
+        excluded = self.excluded.get((mapping.source, mapping.table), {})
+        for key in keys:
+            if found.column(key) is None:
+                self.problem(
+                    f"{where}: key column '{key}' does not exist in {mapping.source}.{mapping.table}"
+                )
+            elif key in excluded:
+                self.problem(
+                    f"{where}: key column '{key}' is excluded by exclusion rule #{excluded[key]}"
+                )
+        source = self.config.source(mapping.source)
+        assert source is not None
+        return self.table_plan(source, found, mapping.label, tuple(keys), None, where)
+
+    def relationship_plan(
+        self, mapping: RelationshipMapping, nodes: Mapping[str, TablePlan]
+    ) -> RelationshipPlan | None:
+        where = str(mapping)
+        problems_before = len(self.problems)
+        if not IDENTIFIER.match(mapping.relationship_type):
+            self.problem(
+                f"{where}: relationship type '{mapping.relationship_type}' is not a valid identifier"
+            )
+        aliases = [mapping.from_alias, mapping.to_alias] + (
+            [mapping.link_alias] if mapping.link_alias else []
+        )
+        if len(set(aliases)) != len(aliases):
+            self.problem(
+                f"{where}: aliases {', '.join(aliases)} are ambiguous: each must be distinct"
+            )
+        for alias in aliases:
+            if not IDENTIFIER.match(alias or ""):
+                self.problem(f"{where}: alias '{alias}' is not a valid identifier")
+        ends: dict[str, TablePlan] = {}
+        for role, label in (("from", mapping.from_label), ("to", mapping.to_label)):
+            if label not in nodes:
+                self.problem(
+                    f"{where}: {role}_label '{label}' is not the label of an active node mapping"
+                )
+            else:
+                ends[role] = nodes[label]
+        try:
+            equalities = parse_join_condition(mapping.join_condition)
+        except JoinConditionError as exc:
+            self.problem(f"{where}: join_condition: {exc}")
+            return None
+
+        # Which columns each alias needs, to build a link-only table plan with just those.
+        roles = {mapping.from_alias: "from", mapping.to_alias: "to"}
+        if mapping.link_alias:
+            roles[mapping.link_alias] = "link"
+        properties: list[ColumnRef] = []
+        for text in mapping.property_columns:
+            try:
+                refs = parse_join_condition(f"{text} = zz_property_side.zz")
+            except JoinConditionError:
+                self.problem(f"{where}: property column '{text}' is not an alias.column reference")
+                continue
+            properties.append(refs[0].left)
+        for ref in [*(e.left for e in equalities), *(e.right for e in equalities), *properties]:
+            if ref.alias not in roles:
+                self.problem(
+                    f"{where}: alias '{ref.alias}' in '{ref}' is not bound; bound aliases are "
+                    + ", ".join(f"{a} ({r})" for a, r in roles.items())
+                )
+
+        if mapping.link_table:
+            assert mapping.link_source and mapping.link_alias
+            link_found = self.catalog_table(mapping.link_source, mapping.link_table, where)
+            link = next(
+                (
+                    t
+                    for t in nodes.values()
+                    if (t.source, t.table) == (mapping.link_source, mapping.link_table)
+                ),
+                None,
+            )
+            if link is None and link_found is not None:
+                needed = {
+                    r.column
+                    for r in [
+                        *(e.left for e in equalities),
+                        *(e.right for e in equalities),
+                        *properties,
+                    ]
+                    if r.alias == mapping.link_alias
+                }
+                source = self.config.source(mapping.link_source)
+                assert source is not None
+                link = self.table_plan(source, link_found, None, (), needed, where)
+            if link is not None:
+                ends["link"] = link
+        if len(self.problems) > problems_before or "from" not in ends or "to" not in ends:
+            return None
+
+        def column(ref: ColumnRef) -> CatalogColumn | None:
+            plan = ends[roles[ref.alias]]
+            catalog = self.catalogs[plan.source][plan.table]
+            found = catalog.column(ref.column)
+            if found is None:
+                self.problem(
+                    f"{where}: column '{ref}' does not exist in {plan.source}.{plan.table}"
+                )
+                return None
+            rule = self.excluded.get((plan.source, plan.table), {}).get(ref.column)
+            if rule is not None:
+                self.problem(
+                    f"{where}: column '{ref}' is excluded by exclusion rule #{rule}; excluded columns never leave PostgreSQL"
+                )
+                return None
+            return found
+
+        pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for equality in equalities:
+            left, right = column(equality.left), column(equality.right)
+            if left is None or right is None:
+                continue
+            left_family = join_family(left.typname, left.category)
+            if left_family is None or left_family != join_family(right.typname, right.category):
+                self.problem(
+                    f"{where}: '{equality}' compares {left.typname} with {right.typname}; "
+                    "join keys must have compatible types"
+                )
+                continue
+            sides = (roles[equality.left.alias], roles[equality.right.alias])
+            order = {"from": 0, "link": 1, "to": 2}
+            (a_role, a_ref), (b_role, b_ref) = sorted(
+                [(sides[0], equality.left), (sides[1], equality.right)], key=lambda p: order[p[0]]
+            )
+            pairs.setdefault((a_role, b_role), []).append(
+                (ends[a_role].header_of(a_ref.column), ends[b_role].header_of(b_ref.column))
+            )
+        props: list[tuple[str, str]] = []
+        for ref in properties:
+            if column(ref) is not None:
+                props.append((roles[ref.alias], ends[roles[ref.alias]].header_of(ref.column)))
+        names = [header.split(":")[0] for _, header in props]
+        if len(set(names)) != len(names):
+            self.problem(f"{where}: property columns {', '.join(names)} repeat a name")
+        if mapping.link_table and not (pairs.get(("from", "link")) and pairs.get(("link", "to"))):
+            self.problem(
+                f"{where}: with link table {mapping.link_table} the join condition must join "
+                f"{mapping.from_alias} to {mapping.link_alias} and {mapping.link_alias} to {mapping.to_alias}"
+            )
+        if not mapping.link_table and not pairs.get(("from", "to")):
+            self.problem(
+                f"{where}: the join condition must join {mapping.from_alias} to {mapping.to_alias}"
+            )
+        if len(self.problems) > problems_before:
+            return None
+        return RelationshipPlan(
+            mapping=mapping,
+            from_table=ends["from"],
+            to_table=ends["to"],
+            link_table=ends.get("link"),
+            from_to_keys=tuple(pairs.get(("from", "to"), ())),
+            from_link_keys=tuple(pairs.get(("from", "link"), ())),
+            link_to_keys=tuple(pairs.get(("link", "to"), ())),
+            properties=tuple(props),
+        )
+
+
+def build_plan(
+    config: ControlConfig,
+    catalogs: Mapping[str, Mapping[str, CatalogTable]],
+    problems: list[str] | None = None,
+) -> Plan:
+    """Check ``config`` against ``catalogs`` (source name → tables) and build the plan.
+
+    ``problems`` found earlier (e.g. unreachable sources) are reported together with these.
+    Raises :class:`ValidationFailed` if anything is wrong.
+    """
+    checker = _Checker(config, catalogs)
+    checker.problems.extend(problems or [])
+    if not config.nodes:
+        checker.problem("node_label_mappings has no active row for an active source")
+    checker.check_exclusions()
+    nodes: dict[str, TablePlan] = {}
+    for mapping in config.nodes:
+        if mapping.label in nodes:
+            checker.problem(f"{mapping}: label '{mapping.label}' is already mapped by another row")
+            continue
+        plan = checker.node_plan(mapping)
+        if plan is not None:
+            nodes[mapping.label] = plan
+    relationships = [checker.relationship_plan(m, nodes) for m in config.relationships]
+    if checker.problems:
+        raise ValidationFailed(checker.problems)
+    tables = list(nodes.values())
+    for rel in relationships:
+        assert rel is not None
+        if rel.link_table is not None and rel.link_table not in tables:
+            tables.append(rel.link_table)
+    used = {t.source for t in tables}
+    return Plan(
+        sources=tuple(s for s in config.sources if s.name in used),
+        tables=tuple(tables),
+        relationships=tuple(r for r in relationships if r is not None),
+    )
