@@ -310,3 +310,25 @@ class RunLog:
                 " WHERE run_id = %s",
                 [status, error, *totals.values(), self.run_id],
             )
+
+
+def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs, newest first."""
+    with connect_control(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        return cur.execute(
+            "SELECT * FROM etl_run_logs ORDER BY run_id DESC LIMIT %s", [limit]
+        ).fetchall()
+
+
+def show_run(settings: Settings, run_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run and its ``etl_table_logs`` rows."""
+    with connect_control(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        run_row = cur.execute("SELECT * FROM etl_run_logs WHERE run_id = %s", [run_id]).fetchone()
+        if run_row is None:
+            raise ConfigError(f"no run {run_id} in etl_run_logs")
+        tables = cur.execute(
+            "SELECT * FROM etl_table_logs WHERE run_id = %s ORDER BY log_id", [run_id]
+        ).fetchall()
+    return run_row, tables

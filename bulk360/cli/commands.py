@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from bulk360.analytics import find_question, questions, run_question
 from bulk360.cli import app, console, state
 from bulk360.cli.reporting import ConsoleReporter, summary_table
-from bulk360.control import init_schema
-from bulk360.errors import ConfigError
+from bulk360.control import init_schema, list_runs, show_run
+from bulk360.errors import ConfigError, IntegrityError
+from bulk360.graph import connect_graph
 from bulk360.pipeline import MODES, RunOptions, prepare_plan, run
 from bulk360.samples import available_samples, load_sample
+from bulk360.verify import compare_counts
 
 sample_app = typer.Typer(help="Sample datasets.", no_args_is_help=True)
 app.add_typer(sample_app, name="sample")
@@ -113,3 +116,151 @@ def _runs_table(title: str) -> Table:
     ):
         table.add_column(column)
     return table
+
+
+runs_app = typer.Typer(help="Run history from the audit tables.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
+def runs_command(
+    ctx: typer.Context, limit: Annotated[int, typer.Option(help="How many runs.")] = 20
+) -> None:
+    """List the latest runs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = _runs_table("runs")
+    for run_row in list_runs(state(ctx).settings(), limit):
+        table.add_row(*_run_cells(run_row))
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show_command(ctx: typer.Context, run_id: int) -> None:
+    """Show one run with a row per table and relationship mapping."""
+    run_row, tables = show_run(state(ctx).settings(), run_id)
+    summary = _runs_table(f"run {run_id}")
+    summary.add_row(*_run_cells(run_row))
+    console.print(summary)
+    detail = Table(title=f"run {run_id}: tables and relationship mappings")
+    for column in (
+        "kind",
+        "source.table / type",
+        "label",
+        "status",
+        "read",
+        "written",
+        "rejected",
+        "orphaned",
+        "bytes",
+        "seconds",
+        "error",
+    ):
+        detail.add_column(column)
+    for row in tables:
+        what = (
+            row["table_name"] and f"{row['source_name']}.{row['table_name']}"
+        ) or f"{row['relationship_type']} #{row['mapping_id']}"
+        detail.add_row(
+            row["object_kind"],
+            what,
+            row["label"] or "",
+            row["status"],
+            f"{row['rows_processed']:,}",
+            f"{row['rows_written']:,}",
+            f"{row['rows_rejected']:,}",
+            f"{row['rows_orphaned']:,}",
+            f"{row['bytes']:,}",
+            f"{row['seconds']:.2f}",
+            row["error_text"] or "",
+        )
+    console.print(detail)
+
+
+def _run_cells(row: dict[str, Any]) -> list[str]:
+    seconds = ""
+    if row["finished_at"]:
+        seconds = f"{(row['finished_at'] - row['started_at']).total_seconds():.1f}"
+    return [
+        str(row["run_id"]),
+        row["mode"],
+        row["status"],
+        f"{row['started_at']:%Y-%m-%d %H:%M:%S}",
+        seconds,
+        f"{row['nodes_written'] or 0:,}",
+        f"{row['relationships_written'] or 0:,}",
+        (row["error_text"] or "")[:200],
+    ]
+
+
+@app.command("verify")
+def verify_command(ctx: typer.Context) -> None:
+    """Compare the graph's label and relationship counts with the newest run's manifest."""
+    settings = state(ctx).settings()
+    manifest = settings.import_dir / "current" / "manifest.json"
+    with connect_graph(settings) as driver:
+        checks = compare_counts(driver, settings.neo4j_database, manifest)
+    table = Table(title=f"graph vs {manifest}")
+    for column in ("kind", "name", "manifest", "graph", ""):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(
+            check.kind,
+            check.name,
+            f"{check.expected:,}",
+            f"{check.actual:,}",
+            "ok" if check.ok else "DIFFERS",
+        )
+    console.print(table)
+    wrong = [c for c in checks if not c.ok]
+    if wrong:
+        raise IntegrityError(
+            f"{len(wrong)} count(s) differ from the manifest: "
+            + ", ".join(f"{c.name} {c.actual} (expected {c.expected})" for c in wrong)
+        )
+    console.print("graph matches the manifest")
+
+
+@app.command("query")
+def query_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Question name or number.")] = None,
+    all_questions: Annotated[bool, typer.Option("--all", help="Run every question.")] = False,
+    sample: Annotated[str, typer.Option(help="Which sample's questions.")] = "customer360",
+    reference_date: Annotated[
+        str | None, typer.Option(help="Reference date (ISO) for 'recent'.")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="Customer for the journey question.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows shown per question.")] = 20,
+) -> None:
+    """Run the shipped analytics questions against the graph."""
+    if not all_questions and name is None:
+        for question in questions(sample):
+            console.print(
+                f"{question.number:>2} {question.name:<20} {question.title}", highlight=False
+            )
+        return
+    chosen = questions(sample) if all_questions else [find_question(name or "", sample)]
+    settings = state(ctx).settings()
+    with connect_graph(settings) as driver:
+        for question in chosen:
+            keys, rows = run_question(
+                driver,
+                question,
+                settings.neo4j_database,
+                reference_date=reference_date,
+                email=email,
+            )
+            table = Table(title=f"{question.number}. {question.title}", title_justify="left")
+            for key in keys:
+                table.add_column(key)
+            for row in rows[:limit]:
+                table.add_row(*[_cell(row[k]) for k in keys])
+            table.caption = f"{len(rows)} rows"
+            console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)

@@ -48,12 +48,15 @@ SELECT n,
             WHEN r < 0.55 THEN 'pause'
             WHEN r < 0.85 THEN (ARRAY['stop', 'FINISH'])[1 + account_id % 2]
             ELSE 'seek' END,
-       timestamptz '2025-11-03 00:00:00+00' - power(random(), 1.6) * interval '365 days',
+       -- days back skewed to recent months; hours skewed to the evening (UTC)
+       timestamptz '2025-11-02 00:00:00+00' - floor(power(random(), 1.6) * 365) * interval '1 day'
+           + (CASE WHEN random() < 0.6 THEN 17 + floor(random() * 7) ELSE floor(random() * 24) END) * interval '1 hour'
+           + random() * interval '59 minutes',
        'dev_' || lpad(((account_id * 3 + (random() * 2)::int) % 90)::text, 3, '0'),
        ('10.' || (account_id % 250) || '.' || (n % 250) || '.' || (1 + n % 200))::inet,
        (random() * 7200)::int,
        md5('session-' || account_id || '-' || (n / 4))::uuid
-FROM (SELECT n, 1 + floor(400 * power(random(), 2.2))::int AS account_id, random() AS r
+FROM (SELECT n, 2 + floor(399 * power(random(), 2.2))::int AS account_id, random() AS r
       FROM generate_series(1, 9000) AS n) AS e;
 -- John streams every week, also in the last month.
 INSERT INTO play_events

@@ -14,7 +14,7 @@ CREATE TABLE tickets (
 );
 INSERT INTO tickets
 SELECT n,
-       sample_email(1 + floor(400 * power(random(), 1.5))::int),
+       sample_email(2 + floor(399 * power(random(), 1.5))::int),
        (ARRAY['Video keeps buffering', 'Charged twice this month', 'Cannot log in', 'App crashes on start',
               'Subtitles out of sync', 'Update my card', 'Request a refund', 'Add a second screen',
               'Audio missing on TV', 'Password reset link expired'])[1 + n % 10],
