@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulk360.errors import ConfigError, TargetError
 from neo4j import Driver
 from neo4j.exceptions import Neo4jError
+
+from bulk360.errors import ConfigError, TargetError
 
 __all__ = ["DEFAULT_PARAMETERS", "Question", "find_question", "questions", "run_question"]
 
