@@ -262,6 +262,7 @@ class _Checker:
             self.problem(
                 f"{where}: aliases {', '.join(aliases)} are ambiguous: each must be distinct"
             )
+            return None
         for alias in aliases:
             if not IDENTIFIER.match(alias or ""):
                 self.problem(f"{where}: alias '{alias}' is not a valid identifier")
@@ -371,6 +372,8 @@ class _Checker:
         names = [header.split(":")[0] for _, header in props]
         if len(set(names)) != len(names):
             self.problem(f"{where}: property columns {', '.join(names)} repeat a name")
+        if len(self.problems) > problems_before:
+            return None
         if mapping.link_table and not (pairs.get(("from", "link")) and pairs.get(("link", "to"))):
             self.problem(
                 f"{where}: with link table {mapping.link_table} the join condition must join "

@@ -108,9 +108,9 @@ def property_type(typname: str, category: str, element: str | None) -> PropertyT
             inner, joined = "string", "array_to_string({c}::text[], E'\\x1f')"
         return PropertyType(f"{inner}[]", joined)
     neo4j_type = _SCALARS.get(typname, "string")
-    template = _FORMATS.get(
-        typname, "{c}" if typname in _SCALARS or typname in _TEXT_FAMILY else "{c}::text"
-    )
+    # COPY writes every other type in its own output format, already what Neo4j should get
+    # (``inet::text`` would add a /32 that the output format leaves out).
+    template = _FORMATS.get(typname, "{c}")
     return PropertyType(neo4j_type, template)
 
 

@@ -1,0 +1,141 @@
+"""Validation of control rows against catalogs, without any database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bulk360.catalog import CatalogColumn, CatalogTable
+from bulk360.control import ControlConfig, ExclusionRule, NodeMapping, RelationshipMapping, Source
+from bulk360.errors import ValidationFailed
+from bulk360.plan import build_plan
+
+
+def table(name: str, key: str, **columns: str) -> CatalogTable:
+    cols = tuple(
+        CatalogColumn(n, t, "N" if t.startswith("int") else "S", None, n == key)
+        for n, t in columns.items()
+    )
+    return CatalogTable(name, cols, (key,), (frozenset({key}),), 0)
+
+
+CATALOGS = {
+    "profiles": {
+        "accounts": table(
+            "accounts", "account_id", account_id="int4", email="text", hashed_password="text"
+        ),
+        "cards": table("cards", "card_id", card_id="int4", account_id="int4", fingerprint="text"),
+    },
+    "support": {
+        "tickets": table("tickets", "ticket_id", ticket_id="int4", customer_email="varchar")
+    },
+}
+SOURCES = (
+    Source("profiles", "h", 5432, "p", "u", "public"),
+    Source("support", "h", 5432, "s", "u", "public"),
+)
+
+
+def rel(mapping_id: int = 1, **changes: object) -> RelationshipMapping:
+    base = RelationshipMapping(
+        mapping_id,
+        "HAS_CARD",
+        "Account",
+        "a",
+        "Card",
+        "c",
+        "a.account_id = c.account_id",
+        None,
+        None,
+        None,
+        (),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def config(
+    *relationships: RelationshipMapping, nodes: tuple[NodeMapping, ...] | None = None
+) -> ControlConfig:
+    return ControlConfig(
+        sources=SOURCES,
+        exclusions=(ExclusionRule(7, "profiles", "accounts", "hashed_password", "secret"),),
+        nodes=nodes
+        or (
+            NodeMapping(1, "profiles", "accounts", "Account", None),
+            NodeMapping(2, "profiles", "cards", "Card", None),
+            NodeMapping(3, "support", "tickets", "Ticket", None),
+        ),
+        relationships=relationships,
+    )
+
+
+def problems(cfg: ControlConfig) -> list[str]:
+    with pytest.raises(ValidationFailed) as caught:
+        build_plan(cfg, CATALOGS)
+    return caught.value.problems
+
+
+def test_valid_plan_never_selects_excluded_columns() -> None:
+    cross = rel(
+        2,
+        relationship_type="SUBMITTED",
+        to_label="Ticket",
+        to_alias="t",
+        join_condition="a.email = t.customer_email",
+    )
+    plan = build_plan(config(rel(), cross), CATALOGS)
+    accounts = next(t for t in plan.tables if t.label == "Account")
+    assert accounts.excluded == ("hashed_password",)
+    assert "hashed_password" not in accounts.copy_sql().as_string(None)
+    assert [r.from_to_keys for r in plan.relationships] == [
+        (("account_id:long", "account_id:long"),),
+        (("email:string", "customer_email:string"),),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        (
+            rel(join_condition="a.account_id = x.account_id"),
+            "alias 'x' in 'x.account_id' is not bound",
+        ),
+        (
+            rel(join_condition="a.account_id ="),
+            "join_condition: 'a.account_id =' is not a valid condition",
+        ),
+        (rel(join_condition="a.email = c.account_id"), "compares text with int4"),
+        (rel(join_condition="a.nope = c.account_id"), "column 'a.nope' does not exist"),
+        (rel(join_condition="a.hashed_password = c.fingerprint"), "excluded by exclusion rule #7"),
+        (
+            rel(relationship_type="HAS CARD"),
+            "relationship type 'HAS CARD' is not a valid identifier",
+        ),
+        (rel(to_alias="a"), "ambiguous"),
+        (rel(to_label="Nope"), "to_label 'Nope' is not the label of an active node mapping"),
+    ],
+)
+def test_each_bad_relationship_is_named(mapping: RelationshipMapping, expected: str) -> None:
+    found = problems(config(mapping))
+    assert len(found) == 1, found
+    assert found[0].startswith("relationship mapping #1 ")
+    assert expected in found[0]
+
+
+def test_bad_nodes_are_all_listed_in_one_report() -> None:
+    nodes = (
+        NodeMapping(1, "profiles", "accounts", "Bad Label", None),
+        NodeMapping(2, "profiles", "missing_table", "Card", None),
+        NodeMapping(3, "support", "tickets", "Ticket", ("no_such_key",)),
+    )
+    found = problems(config(nodes=nodes))
+    assert any(
+        "node mapping #1" in p and "label 'Bad Label' is not a valid identifier" in p for p in found
+    )
+    assert any(
+        "node mapping #2" in p and "table public.missing_table does not exist" in p for p in found
+    )
+    assert any(
+        "node mapping #3" in p and "key column 'no_such_key' does not exist" in p for p in found
+    )
