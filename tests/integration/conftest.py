@@ -1,0 +1,88 @@
+"""A test control database with the Customer 360 sample and a type probe, built into Neo4j once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from neo4j import Driver
+from psycopg import sql
+
+from bulk360.pipeline import RunOptions, RunSummary, run
+from bulk360.samples import load_sample
+from bulk360.settings import Settings
+from tests.conftest import run_services
+
+TEST_CONTROL_DB = "bulk360_test_control"
+PROBE_DB = "bulk360_type_probe"
+
+PROBE_SQL = """
+CREATE TABLE all_types (
+    id integer PRIMARY KEY, small smallint, big bigint, real_value real, double_value double precision,
+    exact numeric(10, 3), flag boolean, body text, short varchar(20), code char(4), day date,
+    local_moment timestamp, moment timestamptz, clock time, span interval, numbers integer[],
+    words text[], uid uuid, doc jsonb, address inet, raw bytea, nothing text
+);
+INSERT INTO all_types VALUES
+    (1, -32768, 9007199254740993, 1.5, 2.718281828459045, 1234.567, true,
+     E'She said "hi", then left;\\nline two, café ☕ — 日本', '', '0042', DATE '2024-02-29',
+     TIMESTAMP '2024-03-10 02:30:15.123456', TIMESTAMPTZ '2024-03-10 02:30:15.5+02', TIME '23:59:58',
+     INTERVAL '1 month 2 days 03:04:05', '{1,2,3}', '{"a","b;c","d,e"}',
+     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, 2]}', '192.168.0.1', '\\xdeadbeef', NULL),
+    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL);
+"""
+
+
+def _recreate(settings: Settings, database: str) -> None:
+    with psycopg.connect(**settings.control_conninfo(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+@pytest.fixture(scope="session")
+def control_settings(
+    settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Settings of a fresh control database holding the sample rows and the type probe."""
+    _recreate(settings, TEST_CONTROL_DB)
+    test_settings = replace(
+        settings, etl_db_name=TEST_CONTROL_DB, import_dir=tmp_path_factory.mktemp("import")
+    )
+    load_sample(test_settings, "customer360")
+    _recreate(settings, PROBE_DB)
+    with psycopg.connect(**{**settings.control_conninfo(), "dbname": PROBE_DB}) as conn:
+        conn.execute(PROBE_SQL)  # type: ignore[arg-type]
+    with psycopg.connect(**test_settings.control_conninfo()) as conn:
+        conn.execute(
+            "INSERT INTO source_databases (name, db_host, db_port, db_name, db_user, db_password_env)"
+            " VALUES ('probe', %s, %s, %s, %s, 'ETL_DB_PASSWORD')",
+            [settings.etl_db_host, settings.etl_db_port, PROBE_DB, settings.etl_db_user],
+        )
+        conn.execute(
+            "INSERT INTO node_label_mappings (source_name, table_name, label)"
+            " VALUES ('probe', 'all_types', 'TypeProbe')"
+        )
+    return test_settings
+
+
+@pytest.fixture(scope="session")
+def admin_run(control_settings: Settings, neo4j_driver: Driver) -> Iterator[RunSummary]:
+    """The test control rows imported by the real neo4j-admin, Neo4j running again afterwards."""
+    run_services("neo4j", "stop")
+    try:
+        summary = run(control_settings, RunOptions(mode="admin", overwrite=True, workers=3))
+    finally:
+        run_services("neo4j", "start")
+    yield summary
+
+
+@pytest.fixture(scope="session")
+def import_dir(admin_run: RunSummary) -> Path:
+    assert admin_run.import_dir is not None
+    return admin_run.import_dir
