@@ -40,6 +40,12 @@ def sql_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "sql"
 
 
+def _reason(exc: psycopg.OperationalError) -> str:
+    """The last line of libpq's message: what went wrong, without the connection string."""
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
 @contextmanager
 def connect_control(
     settings: Settings, autocommit: bool = True
@@ -48,7 +54,7 @@ def connect_control(
     try:
         conn = psycopg.connect(**settings.control_conninfo(), autocommit=autocommit)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = _reason(exc)
         raise ConfigError(
             f"cannot connect to the control database {settings.etl_db_name} at "
             f"{settings.etl_db_host}:{settings.etl_db_port} as {settings.etl_db_user}: {reason}"
@@ -114,7 +120,7 @@ class Source:
         try:
             return psycopg.connect(**self.conninfo(settings), **options)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            reason = _reason(exc)
             raise SourceError(
                 f"source '{self.name}': cannot connect to {self.dbname} at "
                 f"{self.host}:{self.port} as {self.user}: {reason}"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
 
 from bulk360.errors import ConfigError, TargetError
 from bulk360.settings import Settings
-from neo4j import Driver, GraphDatabase
 
 __all__ = ["connect_graph"]
 

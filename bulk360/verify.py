@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulk360.errors import ConfigError
 from neo4j import Driver
+
+from bulk360.errors import ConfigError
 
 __all__ = ["CountCheck", "compare_counts", "expected_counts", "graph_counts"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from neo4j import Driver, GraphDatabase
 
 from bulk360.settings import Settings, load_settings
-from neo4j import Driver, GraphDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

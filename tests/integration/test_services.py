@@ -7,10 +7,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from neo4j import Driver
 from psycopg import sql
 
 from bulk360.settings import Settings
-from neo4j import Driver
 from tests.conftest import ROOT, cypher, run_services
 
 
