@@ -60,7 +60,13 @@ def connect_control(
             f"{settings.etl_db_host}:{settings.etl_db_port} as {settings.etl_db_user}: {reason}"
         ) from None
     with conn:
-        yield conn
+        try:
+            yield conn
+        except psycopg.errors.UndefinedTable:
+            raise ConfigError(
+                f"the control database {settings.etl_db_name} has no bulk360 schema; "
+                "run `bulk360 init` first"
+            ) from None
 
 
 def init_schema(settings: Settings) -> list[str]:
@@ -193,16 +199,10 @@ def load_config(settings: Settings) -> ControlConfig:
     """Read the active control rows."""
     with connect_control(settings) as conn:
         cur = conn.cursor(row_factory=dict_row)
-        try:
-            sources = cur.execute(
-                "SELECT name, db_host, db_port, db_name, db_user, db_password, db_password_env,"
-                " schema_name FROM source_databases WHERE is_active ORDER BY source_id"
-            ).fetchall()
-        except psycopg.errors.UndefinedTable:
-            raise ConfigError(
-                f"the control database {settings.etl_db_name} has no bulk360 schema; "
-                "run `bulk360 init` first"
-            ) from None
+        sources = cur.execute(
+            "SELECT name, db_host, db_port, db_name, db_user, db_password, db_password_env,"
+            " schema_name FROM source_databases WHERE is_active ORDER BY source_id"
+        ).fetchall()
         active = [row["name"] for row in sources]
         exclusions = cur.execute(
             "SELECT rule_id, source_name, table_name, column_name, reason"

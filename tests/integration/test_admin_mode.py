@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,6 @@ def test_every_type_round_trips(admin_run: RunSummary, neo4j_driver: Driver) -> 
     assert full["raw"] == "deadbeef"
     assert "nothing" not in full
     assert set(empty) == {"id"}  # NULL is no property
-    assert timedelta(0) == timedelta(0)
 
 
 def test_hashed_password_never_leaves_postgres(
@@ -354,3 +354,38 @@ def test_admin_import_refuses_a_running_neo4j(
     with pytest.raises(ValidationFailed, match="Neo4j is running"):
         run(control_settings, RunOptions(mode="admin", overwrite=True))
     assert cypher(neo4j_driver, "MATCH (n) RETURN count(n) AS n")[0]["n"] == before
+
+
+def test_cli_commands_read_the_run(
+    admin_run: RunSummary, control_settings: Settings, tmp_path: Path
+) -> None:
+    import_root = control_settings.import_dir
+    plan = bulk360_cli(control_settings, import_root, "plan")
+    assert plan.returncode == 0, plan.stderr
+    assert 'COPY (SELECT "account_id"::text' in plan.stdout
+    assert "(:Account)-[:SUBMITTED]->(:Ticket)" in plan.stdout
+    runs = bulk360_cli(control_settings, import_root, "runs")
+    assert runs.returncode == 0 and "succeeded" in runs.stdout, runs.stderr
+    shown = bulk360_cli(control_settings, import_root, "runs", "show", str(admin_run.run_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "profiles.public.accounts" in shown.stdout and "WATCHED" in shown.stdout
+    verified = bulk360_cli(control_settings, import_root, "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "graph matches the manifest" in verified.stdout
+    answered = bulk360_cli(control_settings, import_root, "query", "8")
+    assert answered.returncode == 0 and "John Smith" in answered.stdout, answered.stderr
+    missing = bulk360_cli(control_settings, import_root, "runs", "show", "999999")
+    assert missing.returncode == 2 and "no run 999999" in missing.stderr
+
+
+def test_uninitialised_control_database_is_a_clear_error(
+    control_settings: Settings, tmp_path: Path
+) -> None:
+    with psycopg.connect(**control_settings.control_conninfo(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS bulk360_test_empty WITH (FORCE)")
+        conn.execute("CREATE DATABASE bulk360_test_empty")
+    empty = replace(control_settings, etl_db_name="bulk360_test_empty")
+    result = bulk360_cli(empty, tmp_path, "runs")
+    assert result.returncode == 2
+    assert "has no bulk360 schema; run `bulk360 init` first" in result.stderr
+    assert "Traceback" not in result.stderr
