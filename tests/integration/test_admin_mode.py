@@ -280,7 +280,12 @@ def test_hashed_password_never_leaves_postgres(
 def bulk360_cli(
     settings: Settings, import_dir: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ETL_DB_NAME": settings.etl_db_name, "BULK360_IMPORT_DIR": str(import_dir)}
+    env = {
+        **os.environ,
+        "ETL_DB_NAME": settings.etl_db_name,
+        "BULK360_IMPORT_DIR": str(import_dir),
+        "COLUMNS": "250",  # wide enough that rich does not cut the table cells asserted on
+    }
     return subprocess.run(
         [sys.executable, "-m", "bulk360", *args],
         capture_output=True,
