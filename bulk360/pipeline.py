@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from bulk360.catalog import CatalogTable, read_catalog
 from bulk360.control import ControlConfig, RunLog, load_config
-from bulk360.errors import Bulk360Error, IntegrityError, SourceError, ValidationFailed
+from bulk360.errors import Bulk360Error, IntegrityError, ValidationFailed
 from bulk360.extract import Extractor, ExtractResult
 from bulk360.load.admin import AdminImport, AdminLoader
 from bulk360.paths import RunPaths
@@ -102,7 +102,7 @@ def read_catalogs(
         try:
             with source.connect(settings) as conn:
                 catalogs[source.name] = read_catalog(conn, source.schema)
-        except (SourceError, Bulk360Error) as exc:
+        except Bulk360Error as exc:  # an unreachable source, or its password variable unset
             problems.append(str(exc))
     return catalogs, problems
 
@@ -134,7 +134,6 @@ class _Run:
         self.options = options
         self.reporter = reporter
         self.total_steps = 7 if options.mode == "admin" else 6
-        self.step_number = 0
         self.log = RunLog(
             settings,
             options.mode,
@@ -145,6 +144,9 @@ class _Run:
             },
             __version__,
         )
+        # STEP 1 is the run row itself, written just above.
+        self.step_number = 1
+        reporter.step(1, self.total_steps, f"start run {self.log.run_id} ({options.mode} mode)")
         self.paths = RunPaths(settings.import_dir, self.log.run_id)
         self.summary = RunSummary(run_id=self.log.run_id, mode=options.mode)
         self.loader = AdminLoader(settings)
@@ -328,8 +330,6 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
     """Run the pipeline once; raises a :class:`Bulk360Error` after logging the run as failed."""
     reporter = reporter or SilentReporter()
     state = _Run(settings, options, reporter)
-    state.reporter.step(1, state.total_steps, f"start run {state.log.run_id} ({options.mode} mode)")
-    state.step_number = 1
     published = False
     try:
         with state.step("validate", "validate the control rows against the live catalogs"):
