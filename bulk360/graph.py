@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
@@ -11,28 +12,33 @@ from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceU
 from bulk360.errors import ConfigError, TargetError
 from bulk360.settings import Settings
 
-__all__ = ["connect_graph"]
+__all__ = ["connect_graph", "open_driver"]
+
+
+def open_driver(uri: str, auth: tuple[str, str], **config: Any) -> Driver:
+    """A verified driver for ``uri``; a failure is one line naming the URI, never the password."""
+    try:
+        driver = GraphDatabase.driver(uri, auth=auth, **config)
+    except (ConfigurationError, ValueError) as exc:
+        raise ConfigError(f"NEO4J_URI '{uri}' is not usable: {exc}") from None
+    try:
+        driver.verify_connectivity()
+    except AuthError:
+        driver.close()
+        raise TargetError(
+            f"Neo4j at {uri} refused user '{auth[0]}': check NEO4J_USERNAME and NEO4J_PASSWORD"
+        ) from None
+    except (ServiceUnavailable, OSError, Neo4jError) as exc:
+        driver.close()
+        raise TargetError(f"Neo4j at {uri} does not answer: {exc}") from None
+    return driver
 
 
 @contextmanager
 def connect_graph(settings: Settings) -> Iterator[Driver]:
-    """A verified driver for ``NEO4J_URI``; a failure is one line naming the URI, not the password."""
+    """A verified driver for ``NEO4J_URI``, closed on exit."""
+    driver = open_driver(settings.neo4j_uri, (settings.neo4j_username, settings.neo4j_password))
     try:
-        driver = GraphDatabase.driver(
-            settings.neo4j_uri, auth=(settings.neo4j_username, settings.neo4j_password)
-        )
-    except (ConfigurationError, ValueError) as exc:
-        raise ConfigError(f"NEO4J_URI '{settings.neo4j_uri}' is not usable: {exc}") from None
-    try:
-        try:
-            driver.verify_connectivity()
-        except AuthError:
-            raise TargetError(
-                f"Neo4j at {settings.neo4j_uri} refused user '{settings.neo4j_username}': "
-                "check NEO4J_USERNAME and NEO4J_PASSWORD"
-            ) from None
-        except (ServiceUnavailable, OSError, Neo4jError) as exc:
-            raise TargetError(f"Neo4j at {settings.neo4j_uri} does not answer: {exc}") from None
         yield driver
     finally:
         driver.close()

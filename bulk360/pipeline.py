@@ -5,7 +5,7 @@ STEP 2  validate the control rows against the live catalogs (and the target, in 
 STEP 3  extract: parallel COPY readers, one snapshot per source
 STEP 4  transform: node id checks and relationship joins (Polars)
 STEP 5  write the manifest and publish the import folder
-STEP 6  load: neo4j-admin database import full            (admin mode only)
+STEP 6  load: neo4j-admin database import full (admin mode), or UNWIND batches (bolt mode)
 STEP 7  record per-table results and finish the run row
 """
 
@@ -27,6 +27,7 @@ from bulk360.control import ControlConfig, RunLog, load_config
 from bulk360.errors import Bulk360Error, IntegrityError, ValidationFailed
 from bulk360.extract import Extractor, ExtractResult
 from bulk360.load.admin import AdminImport, AdminLoader
+from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
 from bulk360.paths import RunPaths
 from bulk360.plan import Plan, TablePlan, build_plan
 from bulk360.settings import Settings
@@ -34,7 +35,7 @@ from bulk360.transform import NodeCheck, RelationshipResult, build_relationship,
 
 __all__ = ["MODES", "Reporter", "RunOptions", "RunSummary", "prepare_plan", "run"]
 
-MODES = ("admin", "csv")
+MODES = ("admin", "bolt", "csv")
 
 
 class Reporter(Protocol):
@@ -45,6 +46,9 @@ class Reporter(Protocol):
 
     def bytes_progress(self, tables: list[TablePlan]) -> Any:
         """A context manager yielding ``advance(table, nbytes)`` for the readers."""
+
+    def rows_progress(self, totals: dict[str, int]) -> Any:
+        """A context manager yielding ``advance(name, rows)`` for the Bolt writers."""
 
 
 class SilentReporter:
@@ -57,13 +61,18 @@ class SilentReporter:
     def bytes_progress(self, tables: list[TablePlan]) -> Iterator[Callable[[TablePlan, int], None]]:
         yield lambda table, nbytes: None
 
+    @contextmanager
+    def rows_progress(self, totals: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
+        yield lambda name, rows: None
+
 
 @dataclass(frozen=True)
 class RunOptions:
     """What the caller chose for one run."""
 
     mode: str = "admin"
-    """``admin`` (CSV files, then neo4j-admin) or ``csv`` (stop after the files)."""
+    """``admin`` (CSV files, then neo4j-admin), ``bolt`` (the files written over Bolt into a
+    running server) or ``csv`` (stop after the files)."""
     workers: int = 4
     """Parallel COPY readers (and join threads)."""
     overwrite: bool = False
@@ -72,6 +81,12 @@ class RunOptions:
     """Bad entries neo4j-admin may report beyond the rows bulk360 already rejected."""
     keep_runs: int = 2
     """Complete run folders kept in the import folder."""
+    batch_size: int = 10_000
+    """Rows per UNWIND transaction (bolt mode)."""
+    clear: bool = False
+    """Delete every node and relationship of the target database first (bolt mode)."""
+    retry_seconds: float = 30.0
+    """How long the driver retries a failing transaction before the run fails (bolt mode)."""
 
 
 @dataclass
@@ -90,6 +105,7 @@ class RunSummary:
     bytes_written: int = 0
     step_seconds: dict[str, float] = field(default_factory=dict)
     admin: AdminImport | None = None
+    bolt: BoltLoad | None = None
 
 
 def read_catalogs(
@@ -133,7 +149,7 @@ class _Run:
         self.settings = settings
         self.options = options
         self.reporter = reporter
-        self.total_steps = 7 if options.mode == "admin" else 6
+        self.total_steps = 6 if options.mode == "csv" else 7
         self.log = RunLog(
             settings,
             options.mode,
@@ -141,6 +157,11 @@ class _Run:
                 "workers": options.workers,
                 "overwrite": options.overwrite,
                 "tolerance": options.tolerance,
+                **(
+                    {"batch_size": options.batch_size, "clear": options.clear}
+                    if options.mode == "bolt"
+                    else {}
+                ),
             },
             __version__,
         )
@@ -150,6 +171,14 @@ class _Run:
         self.paths = RunPaths(settings.import_dir, self.log.run_id)
         self.summary = RunSummary(run_id=self.log.run_id, mode=options.mode)
         self.loader = AdminLoader(settings)
+        self.bolt = BoltLoader(
+            settings.neo4j_uri,
+            (settings.neo4j_username, settings.neo4j_password),
+            settings.neo4j_database,
+            batch_size=options.batch_size,
+            workers=options.workers,
+            retry_seconds=options.retry_seconds,
+        )
         self.file_of: dict[str, Path] = {}
 
     @contextmanager
@@ -169,6 +198,8 @@ class _Run:
             problems = self.loader.preflight(self.options.overwrite)
             if problems:
                 raise ValidationFailed(problems)
+        if self.options.mode == "bolt":
+            self.bolt.preflight()
         return plan
 
     def extract(self, plan: Plan) -> list[ExtractResult]:
@@ -279,19 +310,25 @@ class _Run:
         extracted: list[ExtractResult],
         checks: dict[str, NodeCheck],
         relationships: list[RelationshipResult],
+        loaded: BoltLoad | None = None,
     ) -> None:
+        """One etl_table_logs row per table and mapping; ``loaded`` holds what Bolt wrote."""
         summary = self.summary
         for result in extracted:
             table = result.table
             duplicates = checks[table.name].duplicates if table.label else 0
             rejected = result.rows_null_key + duplicates
             written = result.rows - duplicates if table.label else 0
+            status = "succeeded"
+            if loaded is not None and table.label:
+                status = "succeeded" if loaded.nodes.get(table.label) == written else "failed"
+                written = loaded.nodes.get(table.label, 0)
             self.log.table(
                 object_kind="node" if table.label else "table",
                 source_name=table.source,
                 table_name=f"{table.schema}.{table.table}",
                 label=table.label,
-                status="succeeded",
+                status=status,
                 rows_processed=result.rows + result.rows_null_key,
                 rows_written=written,
                 rows_rejected=rejected,
@@ -308,21 +345,25 @@ class _Run:
                 summary.nodes[table.label] = written
             summary.bytes_written += result.bytes if table.label else 0
         for rel in relationships:
+            written, status = rel.rows, "succeeded"
+            if loaded is not None:
+                written = loaded.relationships.get(rel.plan.name, 0)
+                status = "succeeded" if written == rel.rows else "failed"
             self.log.table(
                 object_kind="relationship",
                 label=f"{rel.plan.from_table.label}->{rel.plan.to_table.label}",
                 relationship_type=rel.plan.relationship_type,
                 mapping_id=rel.plan.mapping.mapping_id,
-                status="succeeded",
+                status=status,
                 rows_processed=rel.rows + rel.orphaned,
-                rows_written=rel.rows,
+                rows_written=written,
                 rows_orphaned=rel.orphaned,
                 bytes=rel.path.stat().st_size if rel.path.exists() else 0,
                 seconds=round(rel.seconds, 3),
                 details={"orphans": rel.orphans},
             )
             kind = rel.plan.relationship_type
-            summary.relationships[kind] = summary.relationships.get(kind, 0) + rel.rows
+            summary.relationships[kind] = summary.relationships.get(kind, 0) + written
             summary.rows_orphaned += rel.orphaned
 
 
@@ -331,6 +372,8 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
     reporter = reporter or SilentReporter()
     state = _Run(settings, options, reporter)
     published = False
+    outputs: tuple[list[ExtractResult], dict[str, NodeCheck], list[RelationshipResult]] | None
+    outputs = None
     try:
         with state.step("validate", "validate the control rows against the live catalogs"):
             plan = state.validate()
@@ -352,38 +395,88 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
         if options.mode == "admin":
             with state.step("load", "neo4j-admin database import full"):
                 state.summary.admin = _admin_import(state, manifest)
+        elif options.mode == "bolt":
+            outputs = (extracted, checks, relationships)
+            with state.step("load", f"write over Bolt in batches of {options.batch_size:,} rows"):
+                state.summary.bolt = _bolt_load(state, plan, manifest)
         with state.step("record", "record the results"):
-            state.record(extracted, checks, relationships)
+            state.record(extracted, checks, relationships, state.summary.bolt)
             state.log.artifact(
                 "manifest",
                 str(state.paths.final_dir / "manifest.json"),
                 manifest_sha,
-                options.mode == "admin",
+                options.mode != "csv",
             )
-            summary = state.summary
-            state.log.finish(
-                "succeeded",
-                nodes_written=sum(summary.nodes.values()),
-                relationships_written=sum(summary.relationships.values()),
-                rows_read=summary.rows_read,
-                rows_rejected=summary.rows_rejected,
-                rows_orphaned=summary.rows_orphaned,
-                bytes_written=summary.bytes_written,
-                import_dir=str(state.paths.final_dir),
-            )
-            summary.status = "succeeded"
+            _finish(state, "succeeded")
     except Bulk360Error as exc:
-        if not published:
-            state.paths.discard()
-        state.log.finish("failed", error=str(exc))
-        state.summary.status = "failed"
+        _fail(state, published, outputs, str(exc))
         raise
     except BaseException as exc:
-        if not published:
-            state.paths.discard()
-        state.log.finish("failed", error=f"unexpected {type(exc).__name__}")
+        _fail(state, published, outputs, f"unexpected {type(exc).__name__}")
         raise
     return state.summary
+
+
+def _finish(state: _Run, status: str, error: str | None = None) -> None:
+    summary = state.summary
+    state.log.finish(
+        status,
+        error=error,
+        nodes_written=sum(summary.nodes.values()),
+        relationships_written=sum(summary.relationships.values()),
+        rows_read=summary.rows_read,
+        rows_rejected=summary.rows_rejected,
+        rows_orphaned=summary.rows_orphaned,
+        bytes_written=summary.bytes_written,
+        import_dir=str(state.paths.final_dir),
+    )
+    summary.status = status
+
+
+def _fail(
+    state: _Run,
+    published: bool,
+    outputs: tuple[list[ExtractResult], dict[str, NodeCheck], list[RelationshipResult]] | None,
+    error: str,
+) -> None:
+    """Log the run as failed; a failed Bolt load also records what it wrote so far."""
+    if not published:
+        state.paths.discard()
+    if outputs is not None:
+        state.summary.bolt = state.bolt.load
+        state.record(*outputs, state.bolt.load)
+        _finish(state, "failed", error)
+        return
+    state.log.finish("failed", error=error)
+    state.summary.status = "failed"
+
+
+def _bolt_load(state: _Run, plan: Plan, manifest: dict[str, Any]) -> BoltLoad:
+    final = state.paths.final_dir
+    tables = {t.label: t for t in plan.tables if t.label}
+    nodes = {
+        n["label"]: NodeSpec(
+            n["label"], final / n["file"], n["headers"], tables[n["label"]].key_columns
+        )
+        for n in manifest["nodes"]
+    }
+    relationships = [
+        RelationshipSpec(
+            name=f"{r['type']}.{r['mapping_id']}",
+            type=r["type"],
+            start=nodes[r["from_label"]],
+            end=nodes[r["to_label"]],
+            path=final / r["file"],
+            headers=r["headers"],
+        )
+        for r in manifest["relationships"]
+    ]
+    totals = {n["label"]: n["nodes"] for n in manifest["nodes"]}
+    totals |= {
+        f"{r['type']}.{r['mapping_id']}": r["relationships"] for r in manifest["relationships"]
+    }
+    with state.reporter.rows_progress(totals) as advance:
+        return state.bolt.run(list(nodes.values()), relationships, state.options.clear, advance)
 
 
 def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:

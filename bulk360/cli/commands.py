@@ -86,18 +86,44 @@ def plan_command(ctx: typer.Context) -> None:
 def run_command(
     ctx: typer.Context,
     mode: Annotated[
-        str, typer.Option(help="admin: CSV + neo4j-admin; csv: stop after the files.")
+        str,
+        typer.Option(
+            help="admin: CSV + neo4j-admin (server stopped); bolt: write over Bolt into a "
+            "running server (Aura); csv: stop after the files."
+        ),
     ] = "admin",
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel COPY readers.")] = 4,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Parallel COPY readers (and Bolt writers).")
+    ] = 4,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing Neo4j database (admin mode).")
     ] = False,
     tolerance: Annotated[int, typer.Option(min=0, help="Bad entries neo4j-admin may report.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Rows per UNWIND transaction (bolt mode).")
+    ] = RunOptions.batch_size,
+    clear: Annotated[
+        bool, typer.Option(help="Delete every node and relationship first (bolt mode).")
+    ] = False,
+    retry_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="How long a failing transaction is retried (bolt mode)."),
+    ] = RunOptions.retry_seconds,
 ) -> None:
     """Build the graph: read every mapped table, join the relationships, load Neo4j."""
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
-    options = RunOptions(mode=mode, workers=workers, overwrite=overwrite, tolerance=tolerance)
+    if clear and mode != "bolt":
+        raise ConfigError("--clear is for --mode bolt; admin mode rebuilds with --overwrite")
+    options = RunOptions(
+        mode=mode,
+        workers=workers,
+        overwrite=overwrite,
+        tolerance=tolerance,
+        batch_size=batch_size,
+        clear=clear,
+        retry_seconds=retry_seconds,
+    )
     summary = run(state(ctx).settings(), options, ConsoleReporter(console))
     console.print(summary_table(summary))
 

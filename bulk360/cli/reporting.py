@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -46,6 +47,21 @@ class ConsoleReporter:
         tasks = {t.name: progress.add_task(t.name, total=None) for t in tables}
         with progress:
             yield lambda table, nbytes: progress.advance(tasks[table.name], nbytes)
+
+    @contextmanager
+    def rows_progress(self, totals: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
+        progress = Progress(
+            TextColumn("  {task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=not self._console.is_terminal,
+            disable=not self._console.is_terminal,
+        )
+        tasks = {name: progress.add_task(name, total=total) for name, total in totals.items()}
+        with progress:
+            yield lambda name, rows: progress.advance(tasks[name], rows)
 
 
 def summary_table(summary: RunSummary) -> Table:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +21,26 @@ from tests.conftest import run_services
 
 TEST_CONTROL_DB = "bulk360_test_control"
 PROBE_DB = "bulk360_type_probe"
+
+
+def bulk360_cli(
+    settings: Settings, import_dir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a child process against the test control database."""
+    env = {
+        **os.environ,
+        "ETL_DB_NAME": settings.etl_db_name,
+        "BULK360_IMPORT_DIR": str(import_dir),
+        "COLUMNS": "250",  # wide enough that rich does not cut the table cells asserted on
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bulk360", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
 
 PROBE_SQL = """
 CREATE TABLE all_types (

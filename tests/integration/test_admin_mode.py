@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -21,6 +18,7 @@ from bulk360.pipeline import RunOptions, RunSummary, prepare_plan, run
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts
 from tests.conftest import cypher
+from tests.integration.conftest import bulk360_cli
 
 SOURCE_DB = {"profiles": "profiles_db", "streaming": "streaming_db", "support": "support_db"}
 
@@ -275,24 +273,6 @@ def test_hashed_password_never_leaves_postgres(
             assert a_hash.encode() not in text, path
     keys = [r["propertyKey"] for r in cypher(neo4j_driver, "CALL db.propertyKeys()")]
     assert "hashed_password" not in keys
-
-
-def bulk360_cli(
-    settings: Settings, import_dir: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "ETL_DB_NAME": settings.etl_db_name,
-        "BULK360_IMPORT_DIR": str(import_dir),
-        "COLUMNS": "250",  # wide enough that rich does not cut the table cells asserted on
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bulk360", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
 
 
 BAD_CONFIGURATIONS = [

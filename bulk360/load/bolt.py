@@ -1,0 +1,448 @@
+"""Bolt mode: the run's node and relationship files written over Bolt, for servers you cannot stop.
+
+The files are those admin mode gives ``neo4j-admin``; here Polars parses each one with the types
+of its header, and batches of rows go to the server as one ``UNWIND $rows`` parameter of a
+managed transaction (retried by the driver on deadlocks, leader switches and dropped
+connections). Values are never pasted into Cypher; labels, types and property names are checked
+identifiers, backtick-quoted. Temporal values travel as the ISO text PostgreSQL wrote and the
+server parses them (``date(r[2])``), exactly as ``neo4j-admin`` does.
+
+Idempotent, so a second run or a rerun after a failure gives the same graph:
+
+* nodes are merged on their key properties, backed by a uniqueness constraint per label;
+  a label without nodes when the load starts is written with ``CREATE`` (same result, no lookups);
+* relationships of a type that has none yet are created; otherwise they are merged between
+  their two nodes when no pair of nodes repeats among the mappings of that (start label, type,
+  end label) group, and when pairs repeat (two equal relationships between the same nodes, which
+  neo4j-admin also creates) the group is deleted in bounded transactions and created again.
+
+Nodes of all labels are written by ``workers`` threads, then relationships the same way; two
+batches that lock the same node may deadlock, and the driver retries the one the server aborts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j.exceptions import DriverError, Neo4jError
+
+from bulk360.errors import TargetError
+from bulk360.graph import open_driver
+from bulk360.types import ARRAY_DELIMITER
+
+__all__ = ["BoltLoad", "BoltLoader", "NodeSpec", "RelationshipSpec"]
+
+# Types the server parses from ISO text, with the Cypher function that does it.
+_TEMPORAL = {"date", "localdatetime", "datetime", "localtime", "time", "duration"}
+_POLARS = {"long": pl.Int64, "double": pl.Float64}
+
+
+def quoted(name: str) -> str:
+    """A backtick-quoted Cypher name (names are checked identifiers already)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One typed column of a file: ``name:type`` of the header."""
+
+    column: str
+    name: str
+    kind: str
+
+    @classmethod
+    def of(cls, header: str) -> Field:
+        name, _, kind = header.rpartition(":")
+        return cls(header, name, kind)
+
+    def parse(self, expression: pl.Expr) -> pl.Expr:
+        """The Polars expression turning the file's text into the driver's value."""
+        kind = self.kind.removesuffix("[]")
+        if self.kind.endswith("[]"):
+            # An empty field is an empty array, which neo4j-admin stores as no property.
+            parts = pl.when(expression != "").then(expression.str.split(ARRAY_DELIMITER))
+            if kind == "boolean":
+                return parts.list.eval(pl.element() == "true")
+            return parts.cast(pl.List(_POLARS.get(kind, pl.String)))
+        if kind == "boolean":
+            return expression == "true"
+        return expression.cast(_POLARS[kind]) if kind in _POLARS else expression
+
+    def cypher(self, value: str) -> str:
+        """The Cypher expression of the value parameter ``value`` (temporals parsed there)."""
+        kind = self.kind.removesuffix("[]")
+        if kind not in _TEMPORAL:
+            return value
+        if self.kind.endswith("[]"):
+            return f"[v IN {value} | {kind}(v)]"
+        return f"{kind}({value})"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node file and the key properties its nodes are merged on."""
+
+    label: str
+    path: Path
+    headers: Sequence[str]
+    keys: Sequence[str]
+
+    @property
+    def fields(self) -> list[Field]:
+        return [Field.of(h) for h in self.headers if not h.startswith(":")]
+
+    @property
+    def id_column(self) -> str:
+        return self.headers[0]
+
+    def key_fields(self) -> list[Field]:
+        by_name = {f.name: f for f in self.fields}
+        return [by_name[k] for k in self.keys]
+
+
+@dataclass(frozen=True)
+class RelationshipSpec:
+    """The file of one relationship mapping."""
+
+    name: str
+    type: str
+    start: NodeSpec
+    end: NodeSpec
+    path: Path
+    headers: Sequence[str]
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """Mappings of one type between the same two labels are written alike."""
+        return (self.start.label, self.type, self.end.label)
+
+    @property
+    def fields(self) -> list[Field]:
+        return [Field.of(h) for h in self.headers[2:]]
+
+
+@dataclass
+class BoltLoad:
+    """What was written, per label and per relationship type."""
+
+    nodes: dict[str, int] = field(default_factory=dict)
+    relationships: dict[str, int] = field(default_factory=dict)
+    merged_labels: list[str] = field(default_factory=list)
+    replaced_types: list[str] = field(default_factory=list)
+    cleared: tuple[int, int] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _key_parts(id_column: str, keys: Sequence[Field], alias: str) -> list[pl.Expr]:
+    """The typed key values of a ``:ID`` text column (composite ids are joined by U+001F)."""
+    if len(keys) == 1:
+        return [keys[0].parse(pl.col(id_column)).alias(f"{alias}0")]
+    parts = pl.col(id_column).str.split_exact(ARRAY_DELIMITER, len(keys) - 1)
+    return [
+        key.parse(parts.struct.field(f"field_{i}")).alias(f"{alias}{i}")
+        for i, key in enumerate(keys)
+    ]
+
+
+def _read(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False, quote_char='"', has_header=True)
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    return pl.scan_csv(path, infer_schema=False, quote_char='"', has_header=True)
+
+
+class BoltLoader:
+    """Writes a run's files into a running Neo4j over Bolt."""
+
+    def __init__(
+        self,
+        uri: str,
+        auth: tuple[str, str],
+        database: str,
+        batch_size: int = 10_000,
+        workers: int = 4,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        self.uri = uri
+        self._auth = auth
+        self.database = database
+        self.batch_size = batch_size
+        self.workers = max(1, workers)
+        self.retry_seconds = retry_seconds
+        self.load = BoltLoad()
+        self._lock = threading.Lock()
+
+    # ---- the connection ----------------------------------------------------------------
+
+    def connect(self) -> Driver:
+        """A verified driver; a bad URI, password or database is one line naming the URI."""
+        driver = open_driver(
+            self.uri,
+            self._auth,
+            max_transaction_retry_time=self.retry_seconds,
+            # "label does not exist" and the like are expected before the first load.
+            notifications_min_severity="OFF",
+        )
+        try:
+            driver.execute_query("RETURN 1", database_=self.database, bookmark_manager_=None)
+        except Neo4jError as exc:
+            driver.close()
+            raise TargetError(
+                f"Neo4j at {self.uri} cannot serve database '{self.database}': {exc.message}"
+            ) from None
+        except DriverError as exc:
+            driver.close()
+            raise TargetError(f"Neo4j at {self.uri} does not answer: {exc}") from None
+        return driver
+
+    def preflight(self) -> None:
+        """Connect once before anything is read, so a bad target fails first."""
+        self.connect().close()
+
+    # ---- the load ----------------------------------------------------------------------
+
+    def run(
+        self,
+        nodes: Sequence[NodeSpec],
+        relationships: Sequence[RelationshipSpec],
+        clear: bool,
+        progress: Callable[[str, int], None] = lambda name, rows: None,
+    ) -> BoltLoad:
+        """Clear (if asked), create the constraints, write every node, then every relationship."""
+        driver = self.connect()
+        self._progress = progress
+        try:
+            with self._failures():
+                started = time.perf_counter()
+                if clear:
+                    self.load.cleared = self._clear(driver)
+                for spec in nodes:
+                    self._constraint(driver, spec)
+                node_modes = {s.label: self._node_mode(driver, s) for s in nodes}
+                relationship_modes = self._relationship_modes(driver, relationships)
+                self.load.seconds["prepare"] = round(time.perf_counter() - started, 3)
+                bookmarks = GraphDatabase.bookmark_manager()
+                started = time.perf_counter()
+                self._write_all(
+                    driver,
+                    bookmarks,
+                    [self._node_batches(s, node_modes[s.label]) for s in nodes],
+                )
+                self.load.seconds["nodes"] = round(time.perf_counter() - started, 3)
+                started = time.perf_counter()
+                self._write_all(
+                    driver,
+                    bookmarks,
+                    [
+                        self._relationship_batches(r, relationship_modes[r.group])
+                        for r in relationships
+                    ],
+                )
+                self.load.seconds["relationships"] = round(time.perf_counter() - started, 3)
+        finally:
+            driver.close()
+        return self.load
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """A driver error after its retries becomes one line saying what was written."""
+        try:
+            yield
+        except (Neo4jError, DriverError) as exc:
+            reason = (exc.message if isinstance(exc, Neo4jError) else str(exc)) or type(
+                exc
+            ).__name__
+            nodes, relationships = (
+                sum(self.load.nodes.values()),
+                sum(self.load.relationships.values()),
+            )
+            raise TargetError(
+                f"writing to Neo4j at {self.uri} failed after {nodes:,} nodes and "
+                f"{relationships:,} relationships: {reason.splitlines()[0]}; the graph is "
+                "incomplete, run again to complete it (bolt mode is idempotent)"
+            ) from None
+
+    def _node_mode(self, driver: Driver, spec: NodeSpec) -> str:
+        """``create`` for a label without nodes yet, else ``merge``."""
+        if self._scalar(driver, f"MATCH (n:{quoted(spec.label)}) RETURN count(n)") == 0:
+            return "create"
+        self.load.merged_labels.append(spec.label)
+        return "merge"
+
+    def _relationship_modes(
+        self, driver: Driver, relationships: Sequence[RelationshipSpec]
+    ) -> dict[tuple[str, str, str], str]:
+        """How each (start label, type, end label) group is written.
+
+        ``create`` when the type has no relationship yet; ``merge`` on (start, end) when no
+        pair of nodes repeats in the group; otherwise the group's relationships are deleted
+        first (in bounded transactions) and created again.
+        """
+        groups: dict[tuple[str, str, str], list[RelationshipSpec]] = {}
+        for spec in relationships:
+            groups.setdefault(spec.group, []).append(spec)
+        modes: dict[tuple[str, str, str], str] = {}
+        for (start, kind, end), specs in groups.items():
+            if self._scalar(driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)") == 0:
+                modes[(start, kind, end)] = "create"
+                continue
+            pairs = pl.concat(
+                [_scan(s.path).select(pl.nth(0).alias("s"), pl.nth(1).alias("e")) for s in specs]
+            )
+            counts = pairs.select(total=pl.len(), distinct=pl.struct("s", "e").n_unique())
+            total, distinct = counts.collect(engine="streaming").row(0)
+            if total == distinct:
+                modes[(start, kind, end)] = "merge"
+                continue
+            with driver.session(database=self.database) as session:
+                session.run(
+                    f"MATCH (:{quoted(start)})-[x:{quoted(kind)}]->(:{quoted(end)}) "
+                    "CALL (x) { DELETE x } IN TRANSACTIONS OF $size ROWS",
+                    size=self.batch_size,
+                ).consume()
+            self.load.replaced_types.append(f"{start}-{kind}->{end}")
+            modes[(start, kind, end)] = "create"
+        return modes
+
+    class _Batch:
+        """One transaction's worth of rows, and where to count them."""
+
+        def __init__(
+            self, kind: str, name: str, statements: list[tuple[str, dict[str, Any]]], rows: int
+        ) -> None:
+            self.kind, self.name, self.statements, self.rows = kind, name, statements, rows
+
+    @staticmethod
+    def _work(tx: ManagedTransaction, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        for query, parameters in statements:
+            tx.run(query, parameters).consume()
+
+    def _write_all(
+        self, driver: Driver, bookmarks: Any, sources: list[Iterator[BoltLoader._Batch]]
+    ) -> None:
+        """Run the batches of all sources on ``workers`` threads, a bounded number in flight."""
+        in_flight: set[Future[None]] = set()
+
+        def write(batch: BoltLoader._Batch) -> None:
+            with driver.session(database=self.database, bookmark_manager=bookmarks) as session:
+                session.execute_write(self._work, batch.statements)
+            with self._lock:
+                counts = self.load.nodes if batch.kind == "node" else self.load.relationships
+                counts[batch.name] = counts.get(batch.name, 0) + batch.rows
+            self._progress(batch.name, batch.rows)
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            try:
+                for source in sources:
+                    for batch in source:
+                        if len(in_flight) >= 2 * self.workers:
+                            done, in_flight = wait(in_flight, return_when=FIRST_EXCEPTION)
+                            for future in done:
+                                future.result()
+                        in_flight.add(pool.submit(write, batch))
+                for future in in_flight:
+                    future.result()
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+    def _scalar(self, driver: Driver, query: str) -> int:
+        records, _, _ = driver.execute_query(query, database_=self.database, bookmark_manager_=None)
+        return int(records[0][0])
+
+    def _clear(self, driver: Driver) -> tuple[int, int]:
+        """Delete every relationship, then every node, in transactions of bounded size."""
+        counts = (
+            self._scalar(driver, "MATCH ()-[r]->() RETURN count(r)"),
+            self._scalar(driver, "MATCH (n) RETURN count(n)"),
+        )
+        with driver.session(database=self.database) as session:
+            session.run(
+                "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF $size ROWS",
+                size=self.batch_size,
+            ).consume()
+            session.run(
+                "MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF $size ROWS",
+                size=self.batch_size,
+            ).consume()
+        return counts
+
+    def _constraint(self, driver: Driver, spec: NodeSpec) -> None:
+        keys = ", ".join(f"n.{quoted(k)}" for k in spec.keys)
+        name = quoted(f"bulk360_{spec.label}_key")
+        driver.execute_query(
+            f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{quoted(spec.label)}) "
+            f"REQUIRE ({keys}) IS UNIQUE",
+            database_=self.database,
+            bookmark_manager_=None,
+        )
+
+    def _node_batches(self, spec: NodeSpec, mode: str) -> Iterator[BoltLoader._Batch]:
+        fields = spec.fields
+        keys = spec.key_fields()
+        # The first row of a duplicated id wins, as with neo4j-admin --skip-duplicate-nodes.
+        frame = (
+            _read(spec.path)
+            .unique(subset=[spec.id_column], keep="first", maintain_order=True)
+            .select([f.parse(pl.col(f.column)).alias(f.name) for f in fields])
+        )
+        index = {f.name: i for i, f in enumerate(fields)}
+        label = quoted(spec.label)
+        key_map = ", ".join(f"{quoted(k.name)}: {k.cypher(f'r[{index[k.name]}]')}" for k in keys)
+        sets = ", ".join(
+            f"n.{quoted(f.name)} = {f.cypher(f'r[{index[f.name]}]')}"
+            for f in fields
+            if f.name not in spec.keys
+        )
+        verb = "MERGE" if mode == "merge" else "CREATE"
+        query = f"UNWIND $rows AS r {verb} (n:{label} {{{key_map}}})" + (
+            f" SET {sets}" if sets else ""
+        )
+        self.load.nodes.setdefault(spec.label, 0)
+        for offset in range(0, frame.height, self.batch_size):
+            rows = frame.slice(offset, self.batch_size).rows()
+            yield self._Batch("node", spec.label, [(query, {"rows": rows})], len(rows))
+
+    def _relationship_batches(
+        self, spec: RelationshipSpec, mode: str
+    ) -> Iterator[BoltLoader._Batch]:
+        start_keys, end_keys = spec.start.key_fields(), spec.end.key_fields()
+        fields = spec.fields
+        frame = _read(spec.path).select(
+            *_key_parts(spec.headers[0], start_keys, "s"),
+            *_key_parts(spec.headers[1], end_keys, "e"),
+            *[f.parse(pl.col(f.column)).alias(f.name) for f in fields],
+        )
+        n_start, n_end = len(start_keys), len(end_keys)
+
+        def match(alias: str, node: NodeSpec, keys: list[Field], offset: int) -> str:
+            props = ", ".join(
+                f"{quoted(k.name)}: {k.cypher(f'r[{offset + i}]')}" for i, k in enumerate(keys)
+            )
+            return f"MATCH ({alias}:{quoted(node.label)} {{{props}}})"
+
+        sets = ", ".join(
+            f"x.{quoted(f.name)} = {f.cypher(f'r[{n_start + n_end + i}]')}"
+            for i, f in enumerate(fields)
+        )
+        verb = "MERGE" if mode == "merge" else "CREATE"
+        query = (
+            f"UNWIND $rows AS r {match('a', spec.start, start_keys, 0)} "
+            f"{match('b', spec.end, end_keys, n_start)} "
+            f"{verb} (a)-[x:{quoted(spec.type)}]->(b)" + (f" SET {sets}" if sets else "")
+        )
+        self.load.relationships.setdefault(spec.name, 0)
+        for offset in range(0, frame.height, self.batch_size):
+            rows = frame.slice(offset, self.batch_size).rows()
+            yield self._Batch("relationship", spec.name, [(query, {"rows": rows})], len(rows))

@@ -1,0 +1,292 @@
+"""Bolt mode against the graph neo4j-admin built from the same rows: element by element."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from neo4j import Driver
+
+from bulk360.analytics import questions, run_question
+from bulk360.errors import TargetError
+from bulk360.load.bolt import BoltLoader, NodeSpec, RelationshipSpec
+from bulk360.pipeline import RunOptions, RunSummary, run
+from bulk360.settings import Settings
+from bulk360.verify import compare_counts
+from tests.conftest import cypher, run_services
+from tests.integration.conftest import bulk360_cli
+
+
+def _env(settings: Settings, import_dir: Path) -> dict[str, str]:
+    """The environment of a CLI child process using the test control database."""
+    return {
+        **os.environ,
+        "ETL_DB_NAME": settings.etl_db_name,
+        "BULK360_IMPORT_DIR": str(import_dir),
+    }
+
+
+def typed(value: Any) -> Any:
+    """A hashable value that keeps its type: 1 and 1.0, or a date and its text, differ."""
+    if isinstance(value, list):
+        return ("list", tuple(typed(v) for v in value))
+    if isinstance(value, float) and math.isnan(value):
+        return ("float", "NaN")
+    return (type(value).__name__, value)
+
+
+def properties(props: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((name, typed(value)) for name, value in props.items()))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every node and relationship of the graph with typed properties, as multisets."""
+
+    nodes: Counter[Any]
+    relationships: Counter[Any]
+
+    @classmethod
+    def take(cls, driver: Driver) -> Snapshot:
+        node_of: dict[str, Any] = {}
+        for record in cypher(
+            driver, "MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, properties(n) AS p"
+        ):
+            node_of[record["id"]] = (tuple(sorted(record["labels"])), properties(record["p"]))
+        relationships = Counter(
+            (r["type"], node_of[r["a"]], node_of[r["b"]], properties(r["p"]))
+            for r in cypher(
+                driver,
+                "MATCH (a)-[r]->(b) RETURN type(r) AS type, elementId(a) AS a, "
+                "elementId(b) AS b, properties(r) AS p",
+            )
+        )
+        return cls(Counter(node_of.values()), relationships)
+
+    def differences(self, other: Snapshot) -> list[str]:
+        """A readable sample of what one graph has and the other has not."""
+        found = []
+        for kind, mine, theirs in (
+            ("node", self.nodes, other.nodes),
+            ("relationship", self.relationships, other.relationships),
+        ):
+            for element in list((mine - theirs).elements())[:3]:
+                found.append(f"only in the first graph: {kind} {element}")
+            for element in list((theirs - mine).elements())[:3]:
+                found.append(f"only in the second graph: {kind} {element}")
+        return found
+
+
+def answers(settings: Settings, driver: Driver) -> dict[str, Any]:
+    return {q.name: run_question(driver, q, settings.neo4j_database) for q in questions()}
+
+
+@dataclass(frozen=True)
+class BothGraphs:
+    admin: Snapshot
+    admin_answers: dict[str, Any]
+    bolt: Snapshot
+    bolt_answers: dict[str, Any]
+    summary: RunSummary
+
+
+@pytest.fixture(scope="module")
+def both_graphs(
+    admin_run: RunSummary, control_settings: Settings, neo4j_driver: Driver
+) -> BothGraphs:
+    """The admin-built graph, then the same database cleared and written by bolt mode."""
+    admin = Snapshot.take(neo4j_driver)
+    admin_answers = answers(control_settings, neo4j_driver)
+    summary = run(control_settings, RunOptions(mode="bolt", clear=True, workers=3))
+    return BothGraphs(
+        admin,
+        admin_answers,
+        Snapshot.take(neo4j_driver),
+        answers(control_settings, neo4j_driver),
+        summary,
+    )
+
+
+def test_bolt_graph_equals_the_admin_graph_element_by_element(both_graphs: BothGraphs) -> None:
+    admin, bolt = both_graphs.admin, both_graphs.bolt
+    assert both_graphs.summary.status == "succeeded"
+    assert sum(admin.nodes.values()) == sum(both_graphs.summary.nodes.values()) > 11_000
+    assert sum(admin.relationships.values()) == sum(both_graphs.summary.relationships.values())
+    assert admin.differences(bolt) == []
+    assert admin == bolt
+
+
+def test_bolt_keeps_the_property_types(both_graphs: BothGraphs, neo4j_driver: Driver) -> None:
+    probe = cypher(neo4j_driver, "MATCH (n:TypeProbe {id: 1}) RETURN properties(n) AS p")[0]["p"]
+    kinds = {name: type(value).__name__ for name, value in probe.items()}
+    assert kinds["big"] == "int" and kinds["exact"] == "float" and kinds["flag"] == "bool"
+    assert kinds["day"] == "Date" and kinds["moment"] == "DateTime" and kinds["span"] == "Duration"
+    assert probe["numbers"] == [1, 2, 3] and probe["words"] == ["a", "b;c", "d,e"]
+
+
+def test_ten_questions_answer_alike_on_both_graphs(both_graphs: BothGraphs) -> None:
+    assert len(both_graphs.admin_answers) == 10
+    assert any(both_graphs.admin_answers.values())
+    assert both_graphs.bolt_answers == both_graphs.admin_answers
+
+
+def test_bolt_run_is_logged_like_admin_mode_and_verifies(
+    both_graphs: BothGraphs, control_settings: Settings, neo4j_driver: Driver
+) -> None:
+    run_id = both_graphs.summary.run_id
+    with psycopg.connect(**control_settings.control_conninfo()) as conn:
+        mode, status, nodes = conn.execute(
+            "SELECT mode, status, nodes_written FROM etl_run_logs WHERE run_id = %s", [run_id]
+        ).fetchone() or (None, None, None)
+        written = dict(
+            conn.execute(
+                "SELECT coalesce(relationship_type, label), sum(rows_written) FROM etl_table_logs"
+                " WHERE run_id = %s AND status = 'succeeded' GROUP BY 1",
+                [run_id],
+            ).fetchall()
+        )
+    assert (mode, status) == ("bolt", "succeeded")
+    assert nodes == sum(both_graphs.summary.nodes.values())
+    assert written["PlayEvent"] == both_graphs.summary.nodes["PlayEvent"]
+    assert written["WATCHED"] == both_graphs.summary.relationships["WATCHED"]
+    assert both_graphs.summary.import_dir is not None
+    checks = compare_counts(
+        neo4j_driver,
+        control_settings.neo4j_database,
+        both_graphs.summary.import_dir / "manifest.json",
+    )
+    assert checks and all(check.ok for check in checks)
+
+
+def test_a_second_bolt_run_changes_nothing(
+    both_graphs: BothGraphs, control_settings: Settings, neo4j_driver: Driver
+) -> None:
+    summary = run(control_settings, RunOptions(mode="bolt", workers=2, batch_size=777))
+    assert summary.bolt is not None
+    assert "Account" in summary.bolt.merged_labels  # the merge path, not a fresh create
+    assert Snapshot.take(neo4j_driver) == both_graphs.admin
+
+
+def test_stopping_neo4j_mid_run_fails_clearly_and_a_rerun_completes(
+    both_graphs: BothGraphs, control_settings: Settings, neo4j_driver: Driver, tmp_path: Path
+) -> None:
+    with neo4j_driver.session() as session:
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()
+    # Small batches on one writer, so that the run is still writing when Neo4j stops.
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "bulk360", "run", "--mode", "bolt"),
+            *("--batch-size", "5", "--workers", "1", "--retry-seconds", "2"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(control_settings, control_settings.import_dir),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while cypher(neo4j_driver, "MATCH (n) RETURN count(n) AS n")[0]["n"] == 0:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the bolt run wrote nothing in two minutes"
+            time.sleep(0.2)
+        run_services("neo4j", "stop")
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        run_services("neo4j", "start")
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 4, stdout + stderr
+    assert "Traceback" not in stderr
+    error = stderr.strip().splitlines()[-1]
+    assert error.startswith("error: writing to Neo4j at bolt://"), stderr
+    assert "run again to complete it" in error
+    assert control_settings.neo4j_password not in stdout + stderr
+
+    with psycopg.connect(**control_settings.control_conninfo()) as conn:
+        run_id, status, text = conn.execute(
+            "SELECT run_id, status, error_text FROM etl_run_logs ORDER BY run_id DESC LIMIT 1"
+        ).fetchone() or (None, None, None)
+        logged = conn.execute(
+            "SELECT status, rows_written, rows_processed FROM etl_table_logs"
+            " WHERE run_id = %s AND object_kind <> 'table'",
+            [run_id],
+        ).fetchall()
+    assert status == "failed" and "writing to Neo4j" in (text or "")
+    assert any(s == "succeeded" or w > 0 for s, w, _ in logged), logged  # what was written
+    assert any(s == "failed" and w < p for s, w, p in logged), logged  # and what was not
+
+    summary = run(control_settings, RunOptions(mode="bolt", workers=2))
+    assert summary.status == "succeeded"
+    assert Snapshot.take(neo4j_driver) == both_graphs.admin
+
+
+def test_a_wrong_password_fails_before_anything_is_read(
+    control_settings: Settings, tmp_path: Path
+) -> None:
+    result = bulk360_cli(control_settings, tmp_path, "run", "--mode", "bolt")
+    assert result.returncode == 0, result.stderr  # the right password works from this folder
+    bad = subprocess.run(
+        [sys.executable, "-m", "bulk360", "run", "--mode", "bolt"],
+        capture_output=True,
+        text=True,
+        env={
+            **_env(control_settings, tmp_path / "bad"),
+            "NEO4J_PASSWORD": "not-the-password",
+        },
+        check=False,
+    )
+    assert bad.returncode == 4, bad.stderr
+    assert bad.stderr.strip() == (
+        f"error: Neo4j at {control_settings.neo4j_uri} refused user "
+        f"'{control_settings.neo4j_username}': check NEO4J_USERNAME and NEO4J_PASSWORD"
+    )
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+    with pytest.raises(TargetError, match="does not answer"):
+        run(replace(control_settings, neo4j_uri="bolt://127.0.0.1:1"), RunOptions(mode="bolt"))
+
+
+def test_repeated_pairs_are_replaced_not_doubled(
+    both_graphs: BothGraphs, settings: Settings, neo4j_driver: Driver, tmp_path: Path
+) -> None:
+    (tmp_path / "A.csv").write_text(":ID(PairA),id:long,name:string\n1,1,one\n2,2,two\n")
+    (tmp_path / "B.csv").write_text(":ID(PairB),id:long\n10,10\n")
+    # Two equal relationships between the same nodes, as a link table can give.
+    rels = ":START_ID(PairA),:END_ID(PairB),at:date\n1,10,2024-01-01\n1,10,2024-01-01\n2,10,\n"
+    (tmp_path / "R.csv").write_text(rels)
+    a = NodeSpec("PairA", tmp_path / "A.csv", [":ID(PairA)", "id:long", "name:string"], ["id"])
+    b = NodeSpec("PairB", tmp_path / "B.csv", [":ID(PairB)", "id:long"], ["id"])
+    headers = [":START_ID(PairA)", ":END_ID(PairB)", "at:date"]
+    relationship = RelationshipSpec("PAIRED.1", "PAIRED", a, b, tmp_path / "R.csv", headers)
+
+    def loader() -> BoltLoader:
+        auth = (settings.neo4j_username, settings.neo4j_password)
+        return BoltLoader(settings.neo4j_uri, auth, settings.neo4j_database, batch_size=2)
+
+    try:
+        first = loader().run([a, b], [relationship], clear=False)
+        second = loader().run([a, b], [relationship], clear=False)
+        rows = cypher(
+            neo4j_driver,
+            "MATCH (a:PairA)-[r:PAIRED]->(b:PairB) RETURN a.id AS a, b.id AS b, r.at AS at "
+            "ORDER BY a, at",
+        )
+    finally:
+        neo4j_driver.execute_query("MATCH (n:PairA|PairB) DETACH DELETE n", bookmark_manager_=None)
+        for label in ("PairA", "PairB"):
+            neo4j_driver.execute_query(
+                f"DROP CONSTRAINT bulk360_{label}_key IF EXISTS", bookmark_manager_=None
+            )
+    assert first.relationships == second.relationships == {"PAIRED.1": 3}
+    assert first.replaced_types == [] and second.replaced_types == ["PairA-PAIRED->PairB"]
+    assert second.merged_labels == ["PairA", "PairB"]
+    assert [(r["a"], r["b"]) for r in rows] == [(1, 10), (1, 10), (2, 10)]
+    assert str(rows[0]["at"]) == "2024-01-01" and rows[2]["at"] is None
