@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE ?= customer360
 SCALE ?= 5
+BENCH_SMOKE_OUT ?= import/bench/smoke
 
-.PHONY: setup services services-down status lint unit test demo
+.PHONY: setup services services-down status lint unit test demo bench bench-smoke
 
 ## setup: create .venv with bulk360 and its dev tools, and .env from .env.example
 setup: $(VENV)/.installed .env
@@ -49,3 +50,12 @@ test: services lint
 ## demo: set-up, services, then build the sample graph
 demo: services
 	scripts/demo $(SAMPLE)
+
+## bench: the benchmark at SCALE (default 5), results in benchmarks/results/ (see benchmarks/README.md)
+bench: services
+	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
+
+## bench-smoke: the same runner at a tiny scale, one repetition (the test suite runs it)
+bench-smoke: services
+	$(BIN)/python -m benchmarks.bench --scale 0.05 --repeat 1 --cap-seconds 5 \
+		--scaling 0.02,0.05 --output $(BENCH_SMOKE_OUT)

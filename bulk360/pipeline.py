@@ -11,6 +11,7 @@ STEP 7  record per-table results and finish the run row
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -106,6 +107,10 @@ class RunSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
     admin: AdminImport | None = None
     bolt: BoltLoad | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (paths as text)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))  # type: ignore[no-any-return]
 
 
 def read_catalogs(

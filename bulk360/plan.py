@@ -82,8 +82,8 @@ class TablePlan:
             sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in self.key_columns
         )
 
-    def copy_sql(self) -> sql.Composed:
-        """The reader's ``COPY (SELECT ...) TO STDOUT``: kept columns only, keys not null."""
+    def select_sql(self) -> sql.Composed:
+        """The reader's SELECT: kept columns only (with the node id first), keys not null."""
         selects: list[sql.Composable] = [c.select for c in self.columns]
         if self.label:
             # A composite key becomes one id: its parts joined by U+001F.
@@ -97,7 +97,11 @@ class TablePlan:
         query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selects), self._relation())
         if self.label and not self.key_not_null:
             query = sql.SQL("{} WHERE {}").format(query, self._key_not_null())
-        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+        return query
+
+    def copy_sql(self) -> sql.Composed:
+        """The reader's ``COPY (SELECT ...) TO STDOUT (FORMAT csv)``."""
+        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(self.select_sql())
 
     def null_key_count_sql(self) -> sql.Composed | None:
         """Counts the rows rejected for a NULL key; None when the key cannot be NULL."""

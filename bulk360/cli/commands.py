@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -30,10 +31,21 @@ def init_command(ctx: typer.Context) -> None:
 
 @sample_app.command("load")
 def sample_load_command(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="customer360")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="customer360")],
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Generate at this scale instead of the sample's own size "
+            "(1 ≈ a million rows in all, 5, 10, 20 ...), inside PostgreSQL."
+        ),
+    ] = None,
+    database_prefix: Annotated[
+        str, typer.Option(help="Name the source databases <prefix><name>, e.g. bench_.")
+    ] = "",
 ) -> None:
     """Create and fill a sample's source databases and write its control rows."""
-    loaded = load_sample(state(ctx).settings(), name)
+    loaded = load_sample(state(ctx).settings(), name, scale, database_prefix)
     for database, tables in loaded.databases.items():
         rows = ", ".join(f"{t} {n:,}" for t, n in tables.items())
         console.print(f"{database}: {rows}", highlight=False)
@@ -109,6 +121,9 @@ def run_command(
         float,
         typer.Option(min=0, help="How long a failing transaction is retried (bolt mode)."),
     ] = RunOptions.retry_seconds,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (no steps, no table).")
+    ] = False,
 ) -> None:
     """Build the graph: read every mapped table, join the relationships, load Neo4j."""
     if mode not in MODES:
@@ -124,6 +139,10 @@ def run_command(
         clear=clear,
         retry_seconds=retry_seconds,
     )
+    if as_json:
+        summary = run(state(ctx).settings(), options)
+        print(json.dumps(summary.as_dict(), indent=2))
+        return
     summary = run(state(ctx).settings(), options, ConsoleReporter(console))
     console.print(summary_table(summary))
 

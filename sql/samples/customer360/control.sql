@@ -1,9 +1,9 @@
 -- Control rows of the Customer 360 sample. Run by `bulk360 sample load customer360` in the
--- control database, in a session that has a temporary table sample_target(host, port, db_user)
--- naming where the sample databases were created. Re-running it replaces the sample's rows.
+-- control database, in a session that has a temporary table sample_target(host, port, db_user,
+-- db_prefix) naming where the sample databases were created. Re-running it replaces the sample's rows.
 
 INSERT INTO source_databases (name, db_host, db_port, db_name, db_user, db_password_env, schema_name, description)
-SELECT s.name, t.host, t.port, s.db_name, t.db_user, 'ETL_DB_PASSWORD', 'public', s.description
+SELECT s.name, t.host, t.port, t.db_prefix || s.db_name, t.db_user, 'ETL_DB_PASSWORD', 'public', s.description
 FROM sample_target AS t,
      (VALUES ('profiles', 'profiles_db', 'Accounts, plans, payment methods and subscriptions'),
              ('streaming', 'streaming_db', 'Media catalogue and play events'),

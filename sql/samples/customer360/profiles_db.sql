@@ -35,7 +35,7 @@ SELECT n,
        date '1950-01-01' + (random() * 20000)::int,
        random() < 0.85,
        CASE WHEN n % 7 = 0 THEN NULL ELSE random() < 0.4 END
-FROM generate_series(1, 400) AS n;
+FROM generate_series(1, 400 * sample_scale()) AS n;
 UPDATE accounts SET created_at = timestamptz '2023-03-14 09:26:53+00' WHERE account_id = 1;
 
 CREATE TABLE payment_methods (
@@ -65,9 +65,12 @@ UPDATE payment_methods SET card_fingerprint = 'fp_shared_ring_a' WHERE account_i
 UPDATE payment_methods SET card_fingerprint = 'fp_shared_ring_b' WHERE account_id IN (25, 26, 140) AND is_default;
 UPDATE payment_methods SET card_fingerprint = 'fp_shared_ring_c', card_last_four = '0427'
     WHERE account_id IN (1, 222) AND is_default;
+-- At scale, rings of three neighbouring accounts share one card, about one account in ninety.
+UPDATE payment_methods SET card_fingerprint = 'fp_ring_' || (account_id / 3)
+    WHERE sample_scale() > 1 AND is_default AND account_id > 400 AND (account_id / 3) % 30 = 0;
 -- A stray card whose account was deleted: an orphan for HAS_PAYMENT_METHOD.
 INSERT INTO payment_methods VALUES
-    (9001, 4242, 'Visa', '0007', 'fp_orphan_card', date '2027-05-31', true, timestamptz '2024-02-02 12:00:00+00');
+    (9000 * sample_scale() + 1, 4242 * sample_scale(), 'Visa', '0007', 'fp_orphan_card', date '2027-05-31', true, timestamptz '2024-02-02 12:00:00+00');
 
 CREATE TABLE subscriptions (
     subscription_id integer PRIMARY KEY,
@@ -94,6 +97,6 @@ FROM (SELECT *, random() AS r FROM accounts) AS a;
 UPDATE subscriptions SET plan_id = 3, status = 'active' WHERE account_id = 1;
 -- Older, ended subscriptions of some long-time customers.
 INSERT INTO subscriptions
-SELECT 1000 + a.account_id, a.account_id, 1, 'cancelled',
+SELECT 1000 * sample_scale() + a.account_id, a.account_id, 1, 'cancelled',
        a.created_at - interval '200 days', a.created_at - interval '20 days', false, interval '1 month'
 FROM accounts a WHERE a.account_id % 8 = 0;

@@ -25,7 +25,7 @@ SELECT n,
        round((5 + random() * 4.8)::numeric, 1),
        CASE n % 5 WHEN 0 THEN '{en}'::text[] WHEN 1 THEN '{en,es}' WHEN 2 THEN '{en,de,fr}' WHEN 3 THEN '{ja,en}' END,
        n % 6 = 0
-FROM generate_series(1, 150) AS n;
+FROM generate_series(1, 150 * sample_scale()) AS n;
 
 CREATE TABLE play_events (
     event_id           bigint PRIMARY KEY,
@@ -43,7 +43,7 @@ CREATE TABLE play_events (
 INSERT INTO play_events
 SELECT n,
        account_id,
-       1 + floor(150 * power(random(), 1.8))::int,
+       1 + floor(150 * sample_scale() * power(random(), 1.8))::int,
        CASE WHEN r < 0.40 THEN (ARRAY['play', 'START'])[1 + account_id % 2]
             WHEN r < 0.55 THEN 'pause'
             WHEN r < 0.85 THEN (ARRAY['stop', 'FINISH'])[1 + account_id % 2]
@@ -56,16 +56,17 @@ SELECT n,
        ('10.' || (account_id % 250) || '.' || (n % 250) || '.' || (1 + n % 200))::inet,
        (random() * 7200)::int,
        md5('session-' || account_id || '-' || (n / 4))::uuid
-FROM (SELECT n, 2 + floor(399 * power(random(), 2.2))::int AS account_id, random() AS r
-      FROM generate_series(1, 9000) AS n) AS e;
+FROM (SELECT n, 2 + floor((400 * sample_scale() - 1) * power(random(), 2.2))::int AS account_id,
+             random() AS r
+      FROM generate_series(1, 9000 * sample_scale()) AS n) AS e;
 -- John streams every week, also in the last month.
 INSERT INTO play_events
-SELECT 20000 + k, 1, 1 + (k * 7) % 40, (ARRAY['play', 'stop'])[1 + k % 2],
+SELECT 20000 * sample_scale() + k, 1, 1 + (k * 7) % 40, (ARRAY['play', 'stop'])[1 + k % 2],
        timestamptz '2025-10-30 21:00:00+00' - k * interval '2 days 3 hours',
        'dev_john_tv', '192.168.1.20', k * 60, md5('john-' || (k / 2))::uuid
 FROM generate_series(1, 60) AS k;
 -- Events from accounts that profiles_db does not know: orphans for WATCHED.
 INSERT INTO play_events VALUES
-    (30001, 5001, 3, 'play', timestamptz '2025-10-01 10:00:00+00', 'dev_unknown', '203.0.113.9', 0, NULL),
-    (30002, 5001, 3, 'stop', timestamptz '2025-10-01 10:42:00+00', 'dev_unknown', '203.0.113.9', 2520, NULL),
-    (30003, 5002, 9, 'START', timestamptz '2025-09-12 18:30:00+00', NULL, NULL, NULL, NULL);
+    (30000 * sample_scale() + 1, 5000 * sample_scale() + 1, 3, 'play', timestamptz '2025-10-01 10:00:00+00', 'dev_unknown', '203.0.113.9', 0, NULL),
+    (30000 * sample_scale() + 2, 5000 * sample_scale() + 1, 3, 'stop', timestamptz '2025-10-01 10:42:00+00', 'dev_unknown', '203.0.113.9', 2520, NULL),
+    (30000 * sample_scale() + 3, 5000 * sample_scale() + 2, 9, 'START', timestamptz '2025-09-12 18:30:00+00', NULL, NULL, NULL, NULL);

@@ -14,7 +14,7 @@ CREATE TABLE tickets (
 );
 INSERT INTO tickets
 SELECT n,
-       sample_email(2 + floor(399 * power(random(), 1.5))::int),
+       sample_email(2 + floor((400 * sample_scale() - 1) * power(random(), 1.5))::int),
        (ARRAY['Video keeps buffering', 'Charged twice this month', 'Cannot log in', 'App crashes on start',
               'Subtitles out of sync', 'Update my card', 'Request a refund', 'Add a second screen',
               'Audio missing on TV', 'Password reset link expired'])[1 + n % 10],
@@ -28,7 +28,7 @@ SELECT n,
        timestamptz '2025-11-02 12:00:00+00' - power(random(), 1.3) * interval '400 days',
        NULL,
        CASE WHEN n % 3 = 0 THEN 1 + (n % 5) END
-FROM generate_series(1, 320) AS n;
+FROM generate_series(1, 320 * sample_scale()) AS n;
 UPDATE tickets SET resolved_at = created_at + (1 + random() * 96) * interval '1 hour' WHERE status = 'closed';
 -- John's own history with the help desk.
 UPDATE tickets SET customer_email = 'john.smith@email.com', subject = 'Video keeps buffering',
@@ -38,12 +38,17 @@ UPDATE tickets SET customer_email = 'john.smith@email.com', subject = 'Charged t
 WHERE ticket_id = 21;
 -- Tickets from people with no account (or no address): orphans for SUBMITTED.
 INSERT INTO tickets VALUES
-    (901, 'ghost.user@unknown.example', 'Is there a student discount?', NULL, 'open', 'low',
+    (900 * sample_scale() + 1, 'ghost.user@unknown.example', 'Is there a student discount?', NULL, 'open', 'low',
      timestamptz '2025-08-08 08:08:08+00', NULL, NULL),
-    (902, 'former.customer@oldmail.example', 'Delete my data', 'Under GDPR, please.', 'closed', 'high',
+    (900 * sample_scale() + 2, 'former.customer@oldmail.example', 'Delete my data', 'Under GDPR, please.', 'closed', 'high',
      timestamptz '2025-06-01 10:00:00+00', timestamptz '2025-06-03 10:00:00+00', 5),
-    (903, NULL, 'Phone call, no e-mail given', NULL, 'closed', 'low',
+    (900 * sample_scale() + 3, NULL, 'Phone call, no e-mail given', NULL, 'closed', 'low',
      timestamptz '2025-07-15 15:30:00+00', timestamptz '2025-07-15 16:00:00+00', NULL);
+-- At scale, about one ticket in a hundred comes from an address that no account has.
+INSERT INTO tickets (ticket_id, customer_email, subject, status, priority, created_at)
+SELECT 950 * sample_scale() + n, 'visitor' || n || '@unknown.example', 'Question before signing up',
+       'open', 'low', timestamptz '2025-11-02 12:00:00+00' - (n % 700) * interval '1 day'
+FROM generate_series(1, 3 * (sample_scale() - 1)) AS n;
 
 CREATE TABLE tags (
     tag_id   integer PRIMARY KEY,
@@ -82,4 +87,4 @@ FROM tickets t WHERE t.subject IN ('Video keeps buffering', 'Audio missing on TV
 ) AS links
 ORDER BY ticket_id, tag_id, tagged_at;
 -- A link whose ticket was purged: an orphan for TAGGED_WITH.
-INSERT INTO ticket_tag_links VALUES (99999, 2, timestamptz '2024-01-01 00:00:00+00', 'import');
+INSERT INTO ticket_tag_links VALUES (99999 * sample_scale(), 2, timestamptz '2024-01-01 00:00:00+00', 'import');

@@ -1,0 +1,176 @@
+"""The benchmark's report: ratios against the targets, ``latest.json``, ``latest.md`` and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+__all__ = ["ratios", "write_report"]
+
+# name: (what it measures, target, True when lower is better)
+TARGETS: dict[str, tuple[str, float, bool]] = {
+    "admin_vs_limit": ("admin mode total time ÷ the limit's time", 1.10, True),
+    "extract_vs_psql_copy": ("extraction throughput ÷ psql \\copy to /dev/null", 0.9, False),
+    "extract_vs_connectorx": ("extraction throughput ÷ ConnectorX", 1.0, False),
+    "transform_write_vs_extract": ("(transform + write) time ÷ extraction time", 0.25, True),
+    "bolt_vs_load_csv": ("bolt writing throughput ÷ LOAD CSV in transactions", 0.8, False),
+    "bolt_vs_python_unwind": ("bolt writing throughput ÷ the pure-Python recipe", 3.0, False),
+    "seed_vs_admin": ("admin throughput ÷ the seed's one-CREATE-per-row", 1000.0, False),
+    "admin_peak_memory_of_ram": ("admin peak RSS ÷ RAM, at the largest scale measured", 0.25, True),
+    "time_per_row_largest_vs_smallest": (
+        "admin time per row, largest ÷ smallest scale of the curve",
+        1.2,
+        True,
+    ),
+}
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float]:
+    """The ratios of one benchmark run (absent when their methods did not run)."""
+    m = result["methods"]
+    steps = result["admin_steps"]
+
+    def seconds(name: str) -> float:
+        return float(m[name]["median_seconds"])
+
+    def rate(name: str) -> float:
+        return float(m[name]["per_second"])
+
+    found: dict[str, float] = {}
+    if "limit (psql copy + neo4j-admin)" in m:
+        found["admin_vs_limit"] = seconds("bulk360 admin") / seconds(
+            "limit (psql copy + neo4j-admin)"
+        )
+    if "psql \\copy to /dev/null" in m:
+        found["extract_vs_psql_copy"] = seconds("psql \\copy to /dev/null") / seconds(
+            "bulk360 extract"
+        )
+    if "ConnectorX to Arrow" in m:
+        found["extract_vs_connectorx"] = seconds("ConnectorX to Arrow") / seconds("bulk360 extract")
+    if steps.get("extract"):
+        found["transform_write_vs_extract"] = (
+            steps.get("transform", 0) + steps.get("write", 0)
+        ) / steps["extract"]
+    if "LOAD CSV in transactions" in m:
+        found["bolt_vs_load_csv"] = rate("bulk360 bolt (writing)") / rate(
+            "LOAD CSV in transactions"
+        )
+    python = "Python driver, 1,000-row UNWIND MERGE"
+    if python in m and rate(python):
+        found["bolt_vs_python_unwind"] = rate("bulk360 bolt (writing)") / rate(python)
+    seed = "seed: one CREATE per row"
+    if seed in m and rate(seed):
+        found["seed_vs_admin"] = rate("bulk360 admin") / rate(seed)
+    curve = result.get("scaling") or []
+    peak = max([c["peak_rss_bytes"] for c in curve] + [m["bulk360 admin"]["peak_rss_bytes"]])
+    found["admin_peak_memory_of_ram"] = peak / result["machine"]["ram_bytes"]
+    if len(curve) >= 2:
+        found["time_per_row_largest_vs_smallest"] = (
+            curve[-1]["microseconds_per_row"] / curve[0]["microseconds_per_row"]
+        )
+    return {name: round(value, 4) for name, value in found.items()}
+
+
+def _targets(found: dict[str, float]) -> dict[str, dict[str, Any]]:
+    table = {}
+    for name, value in found.items():
+        meaning, target, lower = TARGETS[name]
+        table[name] = {
+            "meaning": meaning,
+            "value": value,
+            "target": f"≤ {target}" if lower else f"≥ {target}",
+            "met": value <= target if lower else value >= target,
+        }
+    return table
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    lines = [
+        f"# bulk360 benchmark — scale {result['scale']}",
+        "",
+        f"{result['rows']:,} source rows → {result['elements']:,} nodes and relationships; "
+        f"median of {result['repeat']} interleaved repetitions, {result['workers']} workers.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['ram_bytes'] / 2**30:.0f} GiB RAM, {machine['os']}, {machine['date']}.",
+        "",
+        "| method | median s | per second | peak RSS | runs (s) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, m in result["methods"].items():
+        rss = f"{m['peak_rss_bytes'] / 2**20:,.0f} MiB" if m["peak_rss_bytes"] else ""
+        capped = "" if m["finished"] else " (time cap)"
+        lines.append(
+            f"| {name}{capped} | {m['median_seconds']:.2f} | {m['per_second']:,} | {rss} | "
+            + ", ".join(f"{s:.2f}" for s in m["seconds"])
+            + " |"
+        )
+    lines += [
+        "",
+        "Admin mode per step (median s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result["admin_steps"].items()),
+        "",
+    ]
+    lines += ["| ratio | value | target | met | meaning |", "|---|---:|---|---|---|"]
+    for name, t in result["targets"].items():
+        lines.append(
+            f"| `{name}` | {t['value']:.3f} | {t['target']} | {'yes' if t['met'] else '**no**'} "
+            f"| {t['meaning']} |"
+        )
+    if result["scaling"]:
+        lines += [
+            "",
+            "| scale | rows | admin s | µs per row | peak RSS |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for c in result["scaling"]:
+            lines.append(
+                f"| {c['scale']} | {c['rows']:,} | {c['seconds']:.1f} | "
+                f"{c['microseconds_per_row']:.2f} | {c['peak_rss_bytes'] / 2**20:,.0f} MiB |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _plots(result: dict[str, Any], output: Path) -> list[Path]:
+    paths = []
+    methods = result["methods"]
+    names = list(methods)
+    figure, axis = plt.subplots(figsize=(9, 0.45 * len(names) + 1.5))
+    axis.barh(names, [methods[n]["per_second"] for n in names], color="#3b7dd8")
+    axis.set_xscale("log")
+    axis.invert_yaxis()
+    axis.set_xlabel("rows (extraction) or nodes + relationships (loading) per second, log scale")
+    axis.set_title(f"bulk360 benchmark, scale {result['scale']}")
+    figure.tight_layout()
+    paths.append(output / "throughput.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+    if result["scaling"]:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        curve = result["scaling"]
+        axis.plot([c["scale"] for c in curve], [c["microseconds_per_row"] for c in curve], "o-")
+        axis.set_xlabel("scale (1 ≈ 1.1 million source rows)")
+        axis.set_ylabel("admin mode, µs per source row")
+        axis.set_ylim(bottom=0)
+        axis.set_title("time per row against scale")
+        figure.tight_layout()
+        paths.append(output / "scaling.png")
+        figure.savefig(paths[-1], dpi=110)
+        plt.close(figure)
+    return paths
+
+
+def write_report(result: dict[str, Any], output: Path) -> list[Path]:
+    """Add ratios and targets to ``result`` and write it with its markdown and plots."""
+    output.mkdir(parents=True, exist_ok=True)
+    result["ratios"] = ratios(result)
+    result["targets"] = _targets(result["ratios"])
+    (output / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (output / "latest.md").write_text(_markdown(result))
+    return [output / "latest.json", output / "latest.md", *_plots(result, output)]
