@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,9 +300,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def scaling_curve(settings: Settings, scales: list[float], workers: int) -> list[dict[str, Any]]:
+def scaling_curve(
+    settings: Settings, scales: list[float], workers: int
+) -> Iterator[dict[str, Any]]:
     """Admin mode once per scale: seconds and microseconds per source row."""
-    curve = []
     for scale in scales:
         generate(settings, scale, "bench_")
         services("neo4j", "stop")
@@ -310,18 +312,16 @@ def scaling_curve(settings: Settings, scales: list[float], workers: int) -> list
         )
         summary = json.loads(measured.stdout)
         rows = summary["rows_read"]
-        curve.append(
-            {
-                "scale": scale,
-                "rows": rows,
-                "seconds": round(measured.seconds, 3),
-                "microseconds_per_row": round(measured.seconds / rows * 1e6, 3),
-                "peak_rss_bytes": measured.peak_rss_bytes,
-                "steps": summary["step_seconds"],
-            }
-        )
         print(f"  scale {scale}: {rows:,} rows in {measured.seconds:.1f}s")
-    return curve
+        yield {
+            "scale": scale,
+            "rows": rows,
+            "seconds": round(measured.seconds, 3),
+            "microseconds_per_row": round(measured.seconds / rows * 1e6, 3),
+            "peak_rss_bytes": measured.peak_rss_bytes,
+            "peak_python_rss_bytes": measured.peak_own_rss_bytes,
+            "steps": summary["step_seconds"],
+        }
 
 
 def main(
@@ -362,11 +362,6 @@ def main(
         bench.load_csv()
         bench.python_unwind()
         bench.seed(seed_settings)
-    scales = [float(s) for s in scaling.split(",") if s.strip()]
-    curve = scaling_curve(settings, scales, workers) if scales else []
-    if scales and scale not in scales:
-        generate(settings, scale, "bench_")  # leave the compared scale in place for a rerun
-    services("neo4j", "stop")  # its memory is yours again; the next run starts it when needed
     result = {
         "machine": machine(),
         "scale": scale,
@@ -377,13 +372,18 @@ def main(
         "cap_seconds": cap_seconds,
         "methods": {name: runs.summary() for name, runs in bench.runs.items()},
         "admin_steps": {k: round(statistics.median(v), 3) for k, v in bench.steps.items()},
-        "scaling": curve,
+        "scaling": [],
     }
+    # Written now and after each point of the curve, so a failure later loses nothing.
     paths = write_report(result, output)
-    print(
-        "wrote "
-        + ", ".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths)
-    )
+    for point in scaling_curve(
+        settings, [float(s) for s in scaling.split(",") if s.strip()], workers
+    ):
+        result["scaling"].append(point)
+        paths = write_report(result, output)
+    services("neo4j", "stop")  # its memory is yours again; the next run starts it when needed
+    shown = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
+    print("wrote " + ", ".join(shown))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ class Measured:
 
     seconds: float = 0.0
     peak_rss_bytes: int = 0
+    """Peak RSS of the whole process tree (bulk360 and the neo4j-admin JVM it starts)."""
+    peak_own_rss_bytes: int = 0
+    """Peak RSS of the measured process alone (bulk360's Python)."""
     stdout: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -39,12 +42,14 @@ class _PeakSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.peak = 0
+        self.own_peak = 0
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
                 self.peak = max(self.peak, _tree_rss(self.root))
+                self.own_peak = max(self.own_peak, self.root.memory_info().rss)
             except psutil.Error:
                 return
             self.stopped.wait(0.05)
@@ -66,6 +71,7 @@ def measure(pid: int | None = None) -> Iterator[Measured]:
             sampler.stopped.set()
             sampler.join()
             result.peak_rss_bytes = sampler.peak
+            result.peak_own_rss_bytes = sampler.own_peak
 
 
 def run_measured(
@@ -86,4 +92,4 @@ def run_measured(
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:6])} ... failed: {stderr.strip()[-800:]}")
-    return Measured(seconds, sampler.peak, stdout)
+    return Measured(seconds, sampler.peak, sampler.own_peak, stdout)

@@ -32,7 +32,13 @@ from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
 from bulk360.paths import RunPaths
 from bulk360.plan import Plan, TablePlan, build_plan
 from bulk360.settings import Settings
-from bulk360.transform import NodeCheck, RelationshipResult, build_relationship, check_nodes
+from bulk360.transform import (
+    NodeCheck,
+    RelationshipResult,
+    build_relationship,
+    check_nodes,
+    read_key_columns,
+)
 
 __all__ = ["MODES", "Reporter", "RunOptions", "RunSummary", "prepare_plan", "run"]
 
@@ -82,7 +88,7 @@ class RunOptions:
     """Bad entries neo4j-admin may report beyond the rows bulk360 already rejected."""
     keep_runs: int = 2
     """Complete run folders kept in the import folder."""
-    batch_size: int = 10_000
+    batch_size: int = 5_000
     """Rows per UNWIND transaction (bolt mode)."""
     clear: bool = False
     """Delete every node and relationship of the target database first (bolt mode)."""
@@ -223,16 +229,15 @@ class _Run:
     def transform(
         self, plan: Plan, extracted: list[ExtractResult]
     ) -> tuple[dict[str, NodeCheck], list[RelationshipResult]]:
+        frames = read_key_columns(plan, self.path_of, self.options.workers)
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
             node_jobs = {
-                r.table.name: pool.submit(check_nodes, r.table, r.path)
+                r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name))
                 for r in extracted
                 if r.table.label
             }
             rel_jobs = [
-                pool.submit(
-                    build_relationship, rel, self.path_of, self.paths.relationship_file(rel.name)
-                )
+                pool.submit(build_relationship, rel, frames, self.paths.relationship_file(rel.name))
                 for rel in plan.relationships
             ]
             return {name: job.result() for name, job in node_jobs.items()}, [

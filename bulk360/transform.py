@@ -1,26 +1,30 @@
 """Stage 2: node checks and relationship joins, as Polars joins on key columns only.
 
-The files written by the readers are scanned lazily, every column as text (PostgreSQL wrote
-equal values of compatible types as equal text), and only the columns a join, an id or a
-relationship property needs are ever parsed. Nothing here looks at the other property columns.
+Each file written by the readers is parsed once, as text (PostgreSQL wrote equal values of
+compatible types as equal text), and only for the columns that a join, an id check or a
+relationship property needs (:func:`read_key_columns`); every mapping then joins those frames in
+memory. Nothing here looks at the other property columns.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from bulk360.plan import RelationshipPlan, TablePlan
+from bulk360.plan import Plan, RelationshipPlan, TablePlan
 
-__all__ = ["NodeCheck", "RelationshipResult", "build_relationship", "check_nodes"]
-
-
-def _scan(path: Path) -> pl.LazyFrame:
-    return pl.scan_csv(path, infer_schema=False, quote_char='"', has_header=True)
+__all__ = [
+    "NodeCheck",
+    "RelationshipResult",
+    "build_relationship",
+    "check_nodes",
+    "read_key_columns",
+]
 
 
 @dataclass(frozen=True)
@@ -31,17 +35,55 @@ class NodeCheck:
     duplicates: int
 
 
-def check_nodes(table: TablePlan, path: Path) -> NodeCheck:
+def check_nodes(table: TablePlan, frame: pl.DataFrame | None) -> NodeCheck:
     """Count duplicate ids when no unique index guarantees the key is unique."""
     assert table.label is not None
-    if table.key_unique:
+    if table.key_unique or frame is None:
         return NodeCheck(table.label, 0)
-    counts = (
-        _scan(path)
-        .select(total=pl.len(), distinct=pl.col(table.id_header).n_unique())
-        .collect(engine="streaming")
-    )
-    return NodeCheck(table.label, int(counts["total"][0]) - int(counts["distinct"][0]))
+    ids = frame.get_column(table.id_header)
+    return NodeCheck(table.label, ids.len() - ids.n_unique())
+
+
+def _needed(plan: Plan) -> dict[str, list[str]]:
+    """Per table, the columns an id check, a join key or a relationship property reads."""
+    needed: dict[str, list[str]] = {}
+
+    def need(table: TablePlan, *columns: str) -> None:
+        needed.setdefault(table.name, []).extend(columns)
+
+    for table in plan.tables:
+        if table.label and not table.key_unique:
+            need(table, table.id_header)
+    for rel in plan.relationships:
+        props = {r: [h for role, h in rel.properties if role == r] for r in ("from", "to", "link")}
+        need(rel.from_table, rel.from_table.id_header, *props["from"])
+        need(rel.from_table, *[f for f, _ in rel.from_to_keys], *[f for f, _ in rel.from_link_keys])
+        need(rel.to_table, rel.to_table.id_header, *props["to"])
+        need(rel.to_table, *[t for _, t in rel.from_to_keys], *[t for _, t in rel.link_to_keys])
+        if rel.link_table is not None:
+            need(rel.link_table, *[k for _, k in rel.from_link_keys], *props["link"])
+            need(rel.link_table, *[k for k, _ in rel.link_to_keys])
+    return {name: list(dict.fromkeys(columns)) for name, columns in needed.items()}
+
+
+def read_key_columns(
+    plan: Plan, path_of: Callable[[TablePlan], Path], workers: int
+) -> dict[str, pl.DataFrame]:
+    """Every needed column of every table, each file parsed once (tables read in parallel)."""
+    needed = _needed(plan)
+    tables = [t for t in plan.tables if t.name in needed]
+
+    def read(table: TablePlan) -> pl.DataFrame:
+        return pl.read_csv(
+            path_of(table),
+            columns=needed[table.name],
+            infer_schema=False,
+            quote_char='"',
+            has_header=True,
+        )
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return dict(zip([t.name for t in tables], pool.map(read, tables), strict=True))
 
 
 @dataclass(frozen=True)
@@ -60,28 +102,28 @@ class RelationshipResult:
         return sum(self.orphans.values())
 
 
-def _side(table: TablePlan, path: Path, role: str, columns: list[str]) -> pl.LazyFrame:
+def _side(frame: pl.DataFrame, role: str, columns: list[str]) -> pl.LazyFrame:
     """The needed columns of one side, renamed ``role|header`` so sides cannot clash."""
     unique = list(dict.fromkeys(columns))
-    return _scan(path).select([pl.col(c).alias(f"{role}|{c}") for c in unique])
+    return frame.lazy().select([pl.col(c).alias(f"{role}|{c}") for c in unique])
 
 
 def _unmatched(
     side: pl.LazyFrame, keys: list[str], other: pl.LazyFrame, other_keys: list[str]
 ) -> int:
     frame = side.join(other, left_on=keys, right_on=other_keys, how="anti").select(pl.len())
-    return int(frame.collect(engine="streaming").item())
+    return int(frame.collect().item())
 
 
 def _is_unique(side: pl.LazyFrame, keys: list[str]) -> bool:
     frame = side.select(keys).drop_nulls()
     counts = frame.select(total=pl.len(), distinct=pl.struct(keys).n_unique())
-    row = counts.collect(engine="streaming").row(0)
+    row = counts.collect().row(0)
     return bool(row[0] == row[1])
 
 
 def build_relationship(
-    plan: RelationshipPlan, path_of: Callable[[TablePlan], Path], out: Path
+    plan: RelationshipPlan, frames: Mapping[str, pl.DataFrame], out: Path
 ) -> RelationshipResult:
     """Join the sides of ``plan`` and write ``:START_ID,:END_ID,properties`` to ``out``."""
     started = time.perf_counter()
@@ -89,14 +131,12 @@ def build_relationship(
     from_cols = [f for f, _ in plan.from_to_keys] + [f for f, _ in plan.from_link_keys]
     to_cols = [t for _, t in plan.from_to_keys] + [t for _, t in plan.link_to_keys]
     source = _side(
-        plan.from_table,
-        path_of(plan.from_table),
+        frames[plan.from_table.name],
         "from",
         [plan.from_table.id_header, *from_cols, *props["from"]],
     )
     target = _side(
-        plan.to_table,
-        path_of(plan.to_table),
+        frames[plan.to_table.name],
         "to",
         [plan.to_table.id_header, *to_cols, *props["to"]],
     )
@@ -116,9 +156,7 @@ def build_relationship(
             orphans["to"] = _unmatched(target, right, source, left)
     else:
         link_cols = [k for _, k in plan.from_link_keys] + [k for k, _ in plan.link_to_keys]
-        link = _side(
-            plan.link_table, path_of(plan.link_table), "link", [*link_cols, *props["link"]]
-        )
+        link = _side(frames[plan.link_table.name], "link", [*link_cols, *props["link"]])
         from_keys, link_from = (
             keys("from", plan.from_link_keys, 0),
             keys("link", plan.from_link_keys, 1),
@@ -133,7 +171,7 @@ def build_relationship(
         )
         totals = pl.concat(
             [link.select(n=pl.len()), matched.select(n=pl.len())], how="vertical"
-        ).collect(engine="streaming")
+        ).collect()
         orphans["link"] = int(totals["n"][0]) - int(totals["n"][1])
 
     columns = [
@@ -141,6 +179,6 @@ def build_relationship(
         pl.col(f"to|{plan.to_table.id_header}").alias(f":END_ID({plan.to_table.label})"),
         *[pl.col(f"{role}|{header}").alias(header) for role, header in plan.properties],
     ]
-    frame = joined.select(columns).collect(engine="streaming")
+    frame = joined.select(columns).collect()
     frame.write_csv(out)
     return RelationshipResult(plan, out, frame.height, orphans, time.perf_counter() - started)

@@ -169,7 +169,7 @@ class BoltLoader:
         uri: str,
         auth: tuple[str, str],
         database: str,
-        batch_size: int = 10_000,
+        batch_size: int = 5_000,
         workers: int = 4,
         retry_seconds: float = 30.0,
     ) -> None:
@@ -400,15 +400,21 @@ class BoltLoader:
         index = {f.name: i for i, f in enumerate(fields)}
         label = quoted(spec.label)
         key_map = ", ".join(f"{quoted(k.name)}: {k.cypher(f'r[{index[k.name]}]')}" for k in keys)
-        sets = ", ".join(
-            f"n.{quoted(f.name)} = {f.cypher(f'r[{index[f.name]}]')}"
-            for f in fields
-            if f.name not in spec.keys
-        )
-        verb = "MERGE" if mode == "merge" else "CREATE"
-        query = f"UNWIND $rows AS r {verb} (n:{label} {{{key_map}}})" + (
-            f" SET {sets}" if sets else ""
-        )
+        if mode == "create":
+            # All properties in the CREATE map (a null one is left out): faster than SET.
+            every = ", ".join(
+                f"{quoted(f.name)}: {f.cypher(f'r[{index[f.name]}]')}" for f in fields
+            )
+            query = f"UNWIND $rows AS r CREATE (n:{label} {{{every}}})"
+        else:
+            sets = ", ".join(
+                f"n.{quoted(f.name)} = {f.cypher(f'r[{index[f.name]}]')}"
+                for f in fields
+                if f.name not in spec.keys
+            )
+            query = f"UNWIND $rows AS r MERGE (n:{label} {{{key_map}}})" + (
+                f" SET {sets}" if sets else ""
+            )
         self.load.nodes.setdefault(spec.label, 0)
         for offset in range(0, frame.height, self.batch_size):
             rows = frame.slice(offset, self.batch_size).rows()
@@ -432,16 +438,21 @@ class BoltLoader:
             )
             return f"MATCH ({alias}:{quoted(node.label)} {{{props}}})"
 
-        sets = ", ".join(
-            f"x.{quoted(f.name)} = {f.cypher(f'r[{n_start + n_end + i}]')}"
-            for i, f in enumerate(fields)
-        )
-        verb = "MERGE" if mode == "merge" else "CREATE"
-        query = (
+        values = [
+            (quoted(f.name), f.cypher(f"r[{n_start + n_end + i}]")) for i, f in enumerate(fields)
+        ]
+        head = (
             f"UNWIND $rows AS r {match('a', spec.start, start_keys, 0)} "
             f"{match('b', spec.end, end_keys, n_start)} "
-            f"{verb} (a)-[x:{quoted(spec.type)}]->(b)" + (f" SET {sets}" if sets else "")
         )
+        if mode == "create":
+            every = ", ".join(f"{name}: {value}" for name, value in values)
+            query = head + f"CREATE (a)-[x:{quoted(spec.type)} {{{every}}}]->(b)"
+        else:
+            sets = ", ".join(f"x.{name} = {value}" for name, value in values)
+            query = (
+                head + f"MERGE (a)-[x:{quoted(spec.type)}]->(b)" + (f" SET {sets}" if sets else "")
+            )
         self.load.relationships.setdefault(spec.name, 0)
         for offset in range(0, frame.height, self.batch_size):
             rows = frame.slice(offset, self.batch_size).rows()

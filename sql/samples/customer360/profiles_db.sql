@@ -52,7 +52,7 @@ INSERT INTO payment_methods
 SELECT row_number() OVER (ORDER BY a.account_id, k),
        a.account_id,
        (ARRAY['Visa', 'Mastercard', 'Amex', 'Discover'])[1 + (a.account_id + k) % 4],
-       lpad(((a.account_id * 7919 + k * 104729) % 10000)::text, 4, '0'),
+       lpad(((a.account_id::bigint * 7919 + k * 104729) % 10000)::text, 4, '0'),
        'fp_' || substr(md5('card-' || a.account_id || '-' || k), 1, 16),
        date '2026-01-01' + (random() * 1400)::int,
        k = 1,
