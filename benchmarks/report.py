@@ -138,8 +138,8 @@ def _markdown(result: dict[str, Any]) -> str:
     if result["scaling"]:
         lines += [
             "",
-            "| scale | rows | admin s | µs per row | peak RSS |",
-            "|---:|---:|---:|---:|---:|",
+            "| scale | rows | admin s | µs per row | peak RSS (tree) | peak RSS (Python) |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for c in result["scaling"]:
             lines.append(
