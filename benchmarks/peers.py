@@ -30,6 +30,8 @@ import psycopg
 from neo4j import Driver
 from psycopg import sql
 
+from bulk360.graph import quoted
+from bulk360.load.bolt import clear_database, create_key_constraint
 from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
 from bulk360.types import ARRAY_DELIMITER, SESSION_SETTINGS
@@ -119,10 +121,6 @@ def connectorx_read(settings: Settings, plan: Plan, workers: int) -> int:
         return sum(pool.map(read, tables))
 
 
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _value(header: str, expression: str) -> str:
     """Cypher turning the text of a CSV field into the header's type."""
     kind = header.rpartition(":")[2]
@@ -135,25 +133,15 @@ def _value(header: str, expression: str) -> str:
 
 
 def clear_graph(driver: Driver, database: str) -> None:
-    """Delete every relationship, then every node, in batches."""
-    with driver.session(database=database) as session:
-        for query in (
-            "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS",
-            "MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS",
-        ):
-            session.run(query).consume()
+    """Empty the graph the way ``bulk360 run --mode bolt --clear`` does, in larger batches."""
+    clear_database(driver, database, 50_000)
 
 
 def create_constraints(driver: Driver, database: str, plan: Plan) -> None:
     """The key constraints bolt mode creates, so that every method matches nodes alike."""
     for table in plan.tables:
         if table.label:
-            keys = ", ".join(f"n.{_quoted(k)}" for k in table.key_columns)
-            driver.execute_query(
-                f"CREATE CONSTRAINT {_quoted('bulk360_' + table.label + '_key')} IF NOT EXISTS "
-                f"FOR (n:{_quoted(table.label)}) REQUIRE ({keys}) IS UNIQUE",
-                database_=database,
-            )
+            create_key_constraint(driver, database, table.label, table.key_columns)
 
 
 def load_csv(
@@ -176,32 +164,32 @@ def load_csv(
     def key_match(alias: str, label: str, column: str) -> str:
         by_name = {h.rpartition(":")[0]: h for h in headers[label]}
         parts = keys[label]
-        field = f"row.{_quoted(column)}"
+        field = f"row.{quoted(column)}"
         values = [
-            f"{_quoted(k)}: "
+            f"{quoted(k)}: "
             + _value(
                 by_name[k],
                 field if len(parts) == 1 else f"split({field}, '{ARRAY_DELIMITER}')[{i}]",
             )
             for i, k in enumerate(parts)
         ]
-        return f"MATCH ({alias}:{_quoted(label)} {{{', '.join(values)}}})"
+        return f"MATCH ({alias}:{quoted(label)} {{{', '.join(values)}}})"
 
     for node in manifest["nodes"]:
         sets = ", ".join(
-            f"n.{_quoted(h.rpartition(':')[0])} = {_value(h, f'row.{_quoted(h)}')}"
+            f"n.{quoted(h.rpartition(':')[0])} = {_value(h, f'row.{quoted(h)}')}"
             for h in node["headers"][1:]
         )
-        written += load(node["file"], f"CREATE (n:{_quoted(node['label'])}) SET {sets}")
+        written += load(node["file"], f"CREATE (n:{quoted(node['label'])}) SET {sets}")
     for rel in manifest["relationships"]:
         start, end = rel["headers"][0], rel["headers"][1]
         sets = ", ".join(
-            f"x.{_quoted(h.rpartition(':')[0])} = {_value(h, f'row.{_quoted(h)}')}"
+            f"x.{quoted(h.rpartition(':')[0])} = {_value(h, f'row.{quoted(h)}')}"
             for h in rel["headers"][2:]
         )
         body = (
             f"{key_match('a', rel['from_label'], start)} {key_match('b', rel['to_label'], end)} "
-            f"CREATE (a)-[x:{_quoted(rel['type'])}]->(b)" + (f" SET {sets}" if sets else "")
+            f"CREATE (a)-[x:{quoted(rel['type'])}]->(b)" + (f" SET {sets}" if sets else "")
         )
         written += load(rel["file"], body)
     return written
@@ -244,7 +232,7 @@ def seed_load(
                         if v is not None
                     }
                     session.run(
-                        f"CREATE (n:{_quoted(table.label)}) SET n = $properties",
+                        f"CREATE (n:{quoted(table.label)}) SET n = $properties",
                         properties=properties,
                     ).consume()
                     written += 1
@@ -253,16 +241,16 @@ def seed_load(
         for rel in plan.relationships:
             mapping = rel.mapping
             aliases = [
-                f"({mapping.from_alias}:{_quoted(mapping.from_label)})",
-                f"({mapping.to_alias}:{_quoted(mapping.to_label)})",
+                f"({mapping.from_alias}:{quoted(mapping.from_label)})",
+                f"({mapping.to_alias}:{quoted(mapping.to_label)})",
             ]
             if rel.link_table is not None and rel.link_table.label:
-                aliases.insert(1, f"({mapping.link_alias}:{_quoted(rel.link_table.label)})")
+                aliases.insert(1, f"({mapping.link_alias}:{quoted(rel.link_table.label)})")
             elif rel.link_table is not None:
                 continue  # the seed had no way to join through a table that is not a node
             summary = session.run(
                 f"MATCH {', '.join(aliases)} WHERE {mapping.join_condition} "
-                f"CREATE ({mapping.from_alias})-[:{_quoted(mapping.relationship_type)}]->"
+                f"CREATE ({mapping.from_alias})-[:{quoted(mapping.relationship_type)}]->"
                 f"({mapping.to_alias})"
             ).consume()
             written += summary.counters.relationships_created

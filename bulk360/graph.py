@@ -12,7 +12,12 @@ from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceU
 from bulk360.errors import ConfigError, TargetError
 from bulk360.settings import Settings
 
-__all__ = ["connect_graph", "open_driver"]
+__all__ = ["connect_graph", "open_driver", "quoted"]
+
+
+def quoted(name: str) -> str:
+    """A backtick-quoted Cypher label, type or property name."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def open_driver(uri: str, auth: tuple[str, str], **config: Any) -> Driver:

@@ -483,7 +483,8 @@ def _bolt_load(state: _Run, plan: Plan, manifest: dict[str, Any]) -> BoltLoad:
     ]
     totals = {n["label"]: n["nodes"] for n in manifest["nodes"]}
     totals |= {
-        f"{r['type']}.{r['mapping_id']}": r["relationships"] for r in manifest["relationships"]
+        spec.name: r["relationships"]
+        for spec, r in zip(relationships, manifest["relationships"], strict=True)
     }
     with state.reporter.rows_progress(totals) as advance:
         return state.bolt.run(list(nodes.values()), relationships, state.options.clear, advance)

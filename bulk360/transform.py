@@ -24,6 +24,7 @@ __all__ = [
     "build_relationship",
     "check_nodes",
     "read_key_columns",
+    "read_text",
 ]
 
 
@@ -42,6 +43,11 @@ def check_nodes(table: TablePlan, frame: pl.DataFrame | None) -> NodeCheck:
         return NodeCheck(table.label, 0)
     ids = frame.get_column(table.id_header)
     return NodeCheck(table.label, ids.len() - ids.n_unique())
+
+
+def read_text(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """A file written by the readers, every column as text (``columns``: only those)."""
+    return pl.read_csv(path, columns=columns, infer_schema=False, quote_char='"', has_header=True)
 
 
 def _needed(plan: Plan) -> dict[str, list[str]]:
@@ -74,13 +80,7 @@ def read_key_columns(
     tables = [t for t in plan.tables if t.name in needed]
 
     def read(table: TablePlan) -> pl.DataFrame:
-        return pl.read_csv(
-            path_of(table),
-            columns=needed[table.name],
-            infer_schema=False,
-            quote_char='"',
-            has_header=True,
-        )
+        return read_text(path_of(table), needed[table.name])
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         return dict(zip([t.name for t in tables], pool.map(read, tables), strict=True))

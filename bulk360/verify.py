@@ -10,6 +10,7 @@ from typing import Any
 from neo4j import Driver
 
 from bulk360.errors import ConfigError
+from bulk360.graph import quoted
 
 __all__ = ["CountCheck", "compare_counts", "expected_counts", "graph_counts"]
 
@@ -45,10 +46,6 @@ def expected_counts(manifest_path: Path) -> dict[tuple[str, str], int]:
     return expected
 
 
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def graph_counts(driver: Driver, database: str) -> dict[tuple[str, str], int]:
     """Node counts per label and relationship counts per type (from the count store)."""
 
@@ -59,13 +56,13 @@ def graph_counts(driver: Driver, database: str) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = {}
     for record in query("CALL db.labels() YIELD label RETURN label"):
         label = record["label"]
-        found = query(f"MATCH (n:{_quoted(label)}) RETURN count(n) AS count")
+        found = query(f"MATCH (n:{quoted(label)}) RETURN count(n) AS count")
         counts[("label", label)] = found[0]["count"]
     for record in query(
         "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType"
     ):
         kind = record["relationshipType"]
-        found = query(f"MATCH ()-[r:{_quoted(kind)}]->() RETURN count(r) AS count")
+        found = query(f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r) AS count")
         counts[("type", kind)] = found[0]["count"]
     return counts
 

@@ -11,6 +11,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -32,33 +33,28 @@ class ConsoleReporter:
     def step(self, number: int, total: int, title: str) -> None:
         self._console.print(f"[bold]STEP {number}/{total}[/] {title}", highlight=False)
 
-    @contextmanager
-    def bytes_progress(self, tables: list[TablePlan]) -> Iterator[Callable[[TablePlan, int], None]]:
-        progress = Progress(
+    def _progress(self, *counters: ProgressColumn) -> Progress:
+        """Bars named by table, label or mapping; drawn only on a terminal."""
+        return Progress(
             TextColumn("  {task.description:<28}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *counters,
             TimeElapsedColumn(),
             console=self._console,
             transient=not self._console.is_terminal,
             disable=not self._console.is_terminal,
         )
+
+    @contextmanager
+    def bytes_progress(self, tables: list[TablePlan]) -> Iterator[Callable[[TablePlan, int], None]]:
+        progress = self._progress(DownloadColumn(), TransferSpeedColumn())
         tasks = {t.name: progress.add_task(t.name, total=None) for t in tables}
         with progress:
             yield lambda table, nbytes: progress.advance(tasks[table.name], nbytes)
 
     @contextmanager
     def rows_progress(self, totals: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
-        progress = Progress(
-            TextColumn("  {task.description:<28}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self._console,
-            transient=not self._console.is_terminal,
-            disable=not self._console.is_terminal,
-        )
+        progress = self._progress(MofNCompleteColumn())
         tasks = {name: progress.add_task(name, total=total) for name, total in totals.items()}
         with progress:
             yield lambda name, rows: progress.advance(tasks[name], rows)

@@ -36,19 +36,22 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import DriverError, Neo4jError
 
 from bulk360.errors import TargetError
-from bulk360.graph import open_driver
+from bulk360.graph import open_driver, quoted
+from bulk360.transform import read_text
 from bulk360.types import ARRAY_DELIMITER
 
-__all__ = ["BoltLoad", "BoltLoader", "NodeSpec", "RelationshipSpec"]
+__all__ = [
+    "BoltLoad",
+    "BoltLoader",
+    "NodeSpec",
+    "RelationshipSpec",
+    "clear_database",
+    "create_key_constraint",
+]
 
 # Types the server parses from ISO text, with the Cypher function that does it.
 _TEMPORAL = {"date", "localdatetime", "datetime", "localtime", "time", "duration"}
 _POLARS = {"long": pl.Int64, "double": pl.Float64}
-
-
-def quoted(name: str) -> str:
-    """A backtick-quoted Cypher name (names are checked identifiers already)."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,35 @@ def _key_parts(id_column: str, keys: Sequence[Field], alias: str) -> list[pl.Exp
     ]
 
 
-def _read(path: Path) -> pl.DataFrame:
-    return pl.read_csv(path, infer_schema=False, quote_char='"', has_header=True)
+def clear_database(driver: Driver, database: str, batch_size: int) -> None:
+    """Delete every relationship, then every node, in transactions of ``batch_size`` rows."""
+    with driver.session(database=database) as session:
+        for query in (
+            "MATCH ()-[x]->() CALL (x) { DELETE x } IN TRANSACTIONS OF $size ROWS",
+            "MATCH (x) CALL (x) { DELETE x } IN TRANSACTIONS OF $size ROWS",
+        ):
+            session.run(query, size=batch_size).consume()
+
+
+def create_key_constraint(driver: Driver, database: str, label: str, keys: Sequence[str]) -> None:
+    """The uniqueness constraint ``bulk360_<label>_key`` on the key properties, if missing."""
+    properties = ", ".join(f"n.{quoted(k)}" for k in keys)
+    driver.execute_query(
+        f"CREATE CONSTRAINT {quoted(f'bulk360_{label}_key')} IF NOT EXISTS "
+        f"FOR (n:{quoted(label)}) REQUIRE ({properties}) IS UNIQUE",
+        database_=database,
+        bookmark_manager_=None,
+    )
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One transaction: a query, its rows, and the label or mapping they count for."""
+
+    kind: str
+    name: str
+    query: str
+    rows: list[tuple[Any, ...]]
 
 
 def _scan(path: Path) -> pl.LazyFrame:
@@ -227,7 +257,7 @@ class BoltLoader:
                 if clear:
                     self.load.cleared = self._clear(driver)
                 for spec in nodes:
-                    self._constraint(driver, spec)
+                    create_key_constraint(driver, self.database, spec.label, spec.keys)
                 node_modes = {s.label: self._node_mode(driver, s) for s in nodes}
                 relationship_modes = self._relationship_modes(driver, relationships)
                 self.load.seconds["prepare"] = round(time.perf_counter() - started, 3)
@@ -259,13 +289,10 @@ class BoltLoader:
         try:
             yield
         except (Neo4jError, DriverError) as exc:
-            reason = (exc.message if isinstance(exc, Neo4jError) else str(exc)) or type(
-                exc
-            ).__name__
-            nodes, relationships = (
-                sum(self.load.nodes.values()),
-                sum(self.load.relationships.values()),
-            )
+            message = exc.message if isinstance(exc, Neo4jError) else str(exc)
+            reason = message or type(exc).__name__
+            nodes = sum(self.load.nodes.values())
+            relationships = sum(self.load.relationships.values())
             raise TargetError(
                 f"writing to Neo4j at {self.uri} failed after {nodes:,} nodes and "
                 f"{relationships:,} relationships: {reason.splitlines()[0]}; the graph is "
@@ -314,32 +341,21 @@ class BoltLoader:
             modes[(start, kind, end)] = "create"
         return modes
 
-    class _Batch:
-        """One transaction's worth of rows, and where to count them."""
-
-        def __init__(
-            self, kind: str, name: str, statements: list[tuple[str, dict[str, Any]]], rows: int
-        ) -> None:
-            self.kind, self.name, self.statements, self.rows = kind, name, statements, rows
-
     @staticmethod
-    def _work(tx: ManagedTransaction, statements: list[tuple[str, dict[str, Any]]]) -> None:
-        for query, parameters in statements:
-            tx.run(query, parameters).consume()
+    def _work(tx: ManagedTransaction, batch: _Batch) -> None:
+        tx.run(batch.query, rows=batch.rows).consume()
 
-    def _write_all(
-        self, driver: Driver, bookmarks: Any, sources: list[Iterator[BoltLoader._Batch]]
-    ) -> None:
+    def _write_all(self, driver: Driver, bookmarks: Any, sources: list[Iterator[_Batch]]) -> None:
         """Run the batches of all sources on ``workers`` threads, a bounded number in flight."""
         in_flight: set[Future[None]] = set()
 
-        def write(batch: BoltLoader._Batch) -> None:
+        def write(batch: _Batch) -> None:
             with driver.session(database=self.database, bookmark_manager=bookmarks) as session:
-                session.execute_write(self._work, batch.statements)
+                session.execute_write(self._work, batch)
             with self._lock:
                 counts = self.load.nodes if batch.kind == "node" else self.load.relationships
-                counts[batch.name] = counts.get(batch.name, 0) + batch.rows
-            self._progress(batch.name, batch.rows)
+                counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
+            self._progress(batch.name, len(batch.rows))
 
         with ThreadPoolExecutor(self.workers) as pool:
             try:
@@ -362,44 +378,25 @@ class BoltLoader:
         return int(records[0][0])
 
     def _clear(self, driver: Driver) -> tuple[int, int]:
-        """Delete every relationship, then every node, in transactions of bounded size."""
+        """Empty the database; returns the relationships and nodes it held."""
         counts = (
             self._scalar(driver, "MATCH ()-[r]->() RETURN count(r)"),
             self._scalar(driver, "MATCH (n) RETURN count(n)"),
         )
-        with driver.session(database=self.database) as session:
-            session.run(
-                "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF $size ROWS",
-                size=self.batch_size,
-            ).consume()
-            session.run(
-                "MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF $size ROWS",
-                size=self.batch_size,
-            ).consume()
+        clear_database(driver, self.database, self.batch_size)
         return counts
 
-    def _constraint(self, driver: Driver, spec: NodeSpec) -> None:
-        keys = ", ".join(f"n.{quoted(k)}" for k in spec.keys)
-        name = quoted(f"bulk360_{spec.label}_key")
-        driver.execute_query(
-            f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{quoted(spec.label)}) "
-            f"REQUIRE ({keys}) IS UNIQUE",
-            database_=self.database,
-            bookmark_manager_=None,
-        )
-
-    def _node_batches(self, spec: NodeSpec, mode: str) -> Iterator[BoltLoader._Batch]:
+    def _node_batches(self, spec: NodeSpec, mode: str) -> Iterator[_Batch]:
         fields = spec.fields
         keys = spec.key_fields()
         # The first row of a duplicated id wins, as with neo4j-admin --skip-duplicate-nodes.
         frame = (
-            _read(spec.path)
+            read_text(spec.path)
             .unique(subset=[spec.id_column], keep="first", maintain_order=True)
             .select([f.parse(pl.col(f.column)).alias(f.name) for f in fields])
         )
         index = {f.name: i for i, f in enumerate(fields)}
         label = quoted(spec.label)
-        key_map = ", ".join(f"{quoted(k.name)}: {k.cypher(f'r[{index[k.name]}]')}" for k in keys)
         if mode == "create":
             # All properties in the CREATE map (a null one is left out): faster than SET.
             every = ", ".join(
@@ -407,6 +404,9 @@ class BoltLoader:
             )
             query = f"UNWIND $rows AS r CREATE (n:{label} {{{every}}})"
         else:
+            key_map = ", ".join(
+                f"{quoted(k.name)}: {k.cypher(f'r[{index[k.name]}]')}" for k in keys
+            )
             sets = ", ".join(
                 f"n.{quoted(f.name)} = {f.cypher(f'r[{index[f.name]}]')}"
                 for f in fields
@@ -417,15 +417,12 @@ class BoltLoader:
             )
         self.load.nodes.setdefault(spec.label, 0)
         for offset in range(0, frame.height, self.batch_size):
-            rows = frame.slice(offset, self.batch_size).rows()
-            yield self._Batch("node", spec.label, [(query, {"rows": rows})], len(rows))
+            yield _Batch("node", spec.label, query, frame.slice(offset, self.batch_size).rows())
 
-    def _relationship_batches(
-        self, spec: RelationshipSpec, mode: str
-    ) -> Iterator[BoltLoader._Batch]:
+    def _relationship_batches(self, spec: RelationshipSpec, mode: str) -> Iterator[_Batch]:
         start_keys, end_keys = spec.start.key_fields(), spec.end.key_fields()
         fields = spec.fields
-        frame = _read(spec.path).select(
+        frame = read_text(spec.path).select(
             *_key_parts(spec.headers[0], start_keys, "s"),
             *_key_parts(spec.headers[1], end_keys, "e"),
             *[f.parse(pl.col(f.column)).alias(f.name) for f in fields],
@@ -456,4 +453,4 @@ class BoltLoader:
         self.load.relationships.setdefault(spec.name, 0)
         for offset in range(0, frame.height, self.batch_size):
             rows = frame.slice(offset, self.batch_size).rows()
-            yield self._Batch("relationship", spec.name, [(query, {"rows": rows})], len(rows))
+            yield _Batch("relationship", spec.name, query, rows)

@@ -23,16 +23,21 @@ TEST_CONTROL_DB = "bulk360_test_control"
 PROBE_DB = "bulk360_type_probe"
 
 
-def bulk360_cli(
-    settings: Settings, import_dir: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a child process against the test control database."""
-    env = {
+def cli_env(settings: Settings, import_dir: Path) -> dict[str, str]:
+    """The environment of a CLI child process using the test control database."""
+    return {
         **os.environ,
         "ETL_DB_NAME": settings.etl_db_name,
         "BULK360_IMPORT_DIR": str(import_dir),
         "COLUMNS": "250",  # wide enough that rich does not cut the table cells asserted on
     }
+
+
+def bulk360_cli(
+    settings: Settings, import_dir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a child process against the test control database."""
+    env = cli_env(settings, import_dir)
     return subprocess.run(
         [sys.executable, "-m", "bulk360", *args],
         capture_output=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import time
@@ -23,16 +22,7 @@ from bulk360.pipeline import RunOptions, RunSummary, run
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts
 from tests.conftest import cypher, run_services
-from tests.integration.conftest import bulk360_cli
-
-
-def _env(settings: Settings, import_dir: Path) -> dict[str, str]:
-    """The environment of a CLI child process using the test control database."""
-    return {
-        **os.environ,
-        "ETL_DB_NAME": settings.etl_db_name,
-        "BULK360_IMPORT_DIR": str(import_dir),
-    }
+from tests.integration.conftest import bulk360_cli, cli_env
 
 
 def typed(value: Any) -> Any:
@@ -190,7 +180,7 @@ def test_stopping_neo4j_mid_run_fails_clearly_and_a_rerun_completes(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(control_settings, control_settings.import_dir),
+        env=cli_env(control_settings, control_settings.import_dir),
     )
     try:
         deadline = time.monotonic() + 120
@@ -239,7 +229,7 @@ def test_a_wrong_password_fails_before_anything_is_read(
         capture_output=True,
         text=True,
         env={
-            **_env(control_settings, tmp_path / "bad"),
+            **cli_env(control_settings, tmp_path / "bad"),
             "NEO4J_PASSWORD": "not-the-password",
         },
         check=False,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from bulk360.load.bolt import Field, quoted
+from bulk360.graph import quoted
+from bulk360.load.bolt import Field
 
 
 def parsed(header: str, *values: str | None) -> list[object]:
