@@ -9,7 +9,8 @@ its code. Anything else is a bug and shows a traceback only with ``--debug``::
     ├── SourceError                 exit 3   a source PostgreSQL database failed or is unreachable
     ├── TargetError                 exit 4   Neo4j or neo4j-admin failed or is unreachable
     │   └── TargetRunning           exit 4   admin mode found the Neo4j server running
-    └── IntegrityError              exit 5   rows went missing or were rejected beyond tolerance
+    ├── IntegrityError              exit 5   rows went missing or were rejected beyond tolerance
+    └── CheckFailed                 exit 6   `bulk360 check` found the deployment unhealthy
 
 Messages never hold a password: they name the setting or the environment variable instead.
 """
@@ -18,13 +19,22 @@ from __future__ import annotations
 
 __all__ = [
     "Bulk360Error",
+    "CheckFailed",
     "ConfigError",
     "IntegrityError",
     "SourceError",
     "TargetError",
     "TargetRunning",
     "ValidationFailed",
+    "one_line",
 ]
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (a driver's may span several), at most ``limit`` long."""
+    text = " ".join(str(exc).split())
+    text = text or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Bulk360Error(Exception):
@@ -75,3 +85,9 @@ class IntegrityError(Bulk360Error):
     """Raised when rows were rejected or lost beyond the stated tolerance."""
 
     exit_code = 5
+
+
+class CheckFailed(Bulk360Error):
+    """``bulk360 check`` found at least one thing wrong (each is listed above the error)."""
+
+    exit_code = 6

@@ -17,7 +17,13 @@ from psycopg import sql
 from bulk360.catalog import CatalogColumn, CatalogTable
 from bulk360.control import ControlConfig, NodeMapping, RelationshipMapping, Source
 from bulk360.errors import ValidationFailed
-from bulk360.joins import ColumnRef, JoinConditionError, parse_join_condition
+from bulk360.joins import (
+    ColumnRef,
+    Filter,
+    JoinConditionError,
+    parse_column,
+    parse_join_condition,
+)
 from bulk360.types import join_family, property_type
 
 __all__ = ["ColumnPlan", "Plan", "RelationshipPlan", "TablePlan", "build_plan"]
@@ -129,6 +135,8 @@ class RelationshipPlan:
     link_to_keys: tuple[tuple[str, str], ...]
     properties: tuple[tuple[str, str], ...]
     """(role, header) pairs; role is 'from', 'to' or 'link'."""
+    filters: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """(role, header, values): only rows of that side whose text is one of ``values``."""
 
     @property
     def relationship_type(self) -> str:
@@ -279,10 +287,11 @@ class _Checker:
             else:
                 ends[role] = nodes[label]
         try:
-            equalities = parse_join_condition(mapping.join_condition)
+            condition = parse_join_condition(mapping.join_condition)
         except JoinConditionError as exc:
             self.problem(f"{where}: join_condition: {exc}")
             return None
+        equalities, filters = condition.equalities, condition.filters
 
         # Which columns each alias needs, to build a link-only table plan with just those.
         roles = {mapping.from_alias: "from", mapping.to_alias: "to"}
@@ -291,12 +300,17 @@ class _Checker:
         properties: list[ColumnRef] = []
         for text in mapping.property_columns:
             try:
-                refs = parse_join_condition(f"{text} = zz_property_side.zz")
+                properties.append(parse_column(text))
             except JoinConditionError:
                 self.problem(f"{where}: property column '{text}' is not an alias.column reference")
-                continue
-            properties.append(refs[0].left)
-        for ref in [*(e.left for e in equalities), *(e.right for e in equalities), *properties]:
+        filtered = [f.column for f in filters]
+        referenced = [
+            *(e.left for e in equalities),
+            *(e.right for e in equalities),
+            *properties,
+            *filtered,
+        ]
+        for ref in referenced:
             if ref.alias not in roles:
                 self.problem(
                     f"{where}: alias '{ref.alias}' in '{ref}' is not bound; bound aliases are "
@@ -315,15 +329,7 @@ class _Checker:
                 None,
             )
             if link is None and link_found is not None:
-                needed = {
-                    r.column
-                    for r in [
-                        *(e.left for e in equalities),
-                        *(e.right for e in equalities),
-                        *properties,
-                    ]
-                    if r.alias == mapping.link_alias
-                }
+                needed = {r.column for r in referenced if r.alias == mapping.link_alias}
                 source = self.config.source(mapping.link_source)
                 assert source is not None
                 link = self.table_plan(source, link_found, None, (), needed, where)
@@ -373,6 +379,13 @@ class _Checker:
         for ref in properties:
             if column(ref) is not None:
                 props.append((roles[ref.alias], ends[roles[ref.alias]].header_of(ref.column)))
+        kept: list[tuple[str, str, tuple[str, ...]]] = []
+        for row_filter in filters:
+            found_filter = column(row_filter.column)
+            if found_filter is not None and self.filter_fits(row_filter, found_filter, where):
+                role = roles[row_filter.column.alias]
+                header = ends[role].header_of(row_filter.column.column)
+                kept.append((role, header, row_filter.values))
         names = [header.split(":")[0] for _, header in props]
         if len(set(names)) != len(names):
             self.problem(f"{where}: property columns {', '.join(names)} repeat a name")
@@ -398,7 +411,24 @@ class _Checker:
             from_link_keys=tuple(pairs.get(("from", "link"), ())),
             link_to_keys=tuple(pairs.get(("link", "to"), ())),
             properties=tuple(props),
+            filters=tuple(kept),
         )
+
+    def filter_fits(self, row_filter: Filter, column: CatalogColumn, where: str) -> bool:
+        """A filter compares text columns with strings and integer columns with integers."""
+        family = join_family(column.typname, column.category)
+        fits = (
+            family == "text" or column.category == "E"
+            if row_filter.kind == "string"
+            else family == "integer" and all(v.lstrip("-").isdigit() for v in row_filter.values)
+        )
+        if not fits:
+            self.problem(
+                f"{where}: filter '{row_filter}' compares a {column.typname} column with "
+                f"{row_filter.kind} literals; filters compare text columns with 'strings' and "
+                "integer columns with integers"
+            )
+        return fits
 
 
 def build_plan(

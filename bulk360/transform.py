@@ -62,13 +62,14 @@ def _needed(plan: Plan) -> dict[str, list[str]]:
             need(table, table.id_header)
     for rel in plan.relationships:
         props = {r: [h for role, h in rel.properties if role == r] for r in ("from", "to", "link")}
-        need(rel.from_table, rel.from_table.id_header, *props["from"])
+        filters = {r: [h for role, h, _ in rel.filters if role == r] for r in props}
+        need(rel.from_table, rel.from_table.id_header, *props["from"], *filters["from"])
         need(rel.from_table, *[f for f, _ in rel.from_to_keys], *[f for f, _ in rel.from_link_keys])
-        need(rel.to_table, rel.to_table.id_header, *props["to"])
+        need(rel.to_table, rel.to_table.id_header, *props["to"], *filters["to"])
         need(rel.to_table, *[t for _, t in rel.from_to_keys], *[t for _, t in rel.link_to_keys])
         if rel.link_table is not None:
             need(rel.link_table, *[k for _, k in rel.from_link_keys], *props["link"])
-            need(rel.link_table, *[k for k, _ in rel.link_to_keys])
+            need(rel.link_table, *[k for k, _ in rel.link_to_keys], *filters["link"])
     return {name: list(dict.fromkeys(columns)) for name, columns in needed.items()}
 
 
@@ -102,16 +103,28 @@ class RelationshipResult:
         return sum(self.orphans.values())
 
 
-def _side(frame: pl.DataFrame, role: str, columns: list[str]) -> pl.LazyFrame:
-    """The needed columns of one side, renamed ``role|header`` so sides cannot clash."""
+def _side(
+    frame: pl.DataFrame, role: str, columns: list[str], plan: RelationshipPlan
+) -> pl.LazyFrame:
+    """The needed columns of one side, renamed ``role|header`` so sides cannot clash.
+
+    Rows that the mapping's filters on this side leave out are gone before any join: they are
+    neither related nor counted as orphans.
+    """
+    side = frame.lazy()
+    for role_of, header, values in plan.filters:
+        if role_of == role:
+            side = side.filter(pl.col(header).is_in(list(values)))
     unique = list(dict.fromkeys(columns))
-    return frame.lazy().select([pl.col(c).alias(f"{role}|{c}") for c in unique])
+    return side.select([pl.col(c).alias(f"{role}|{c}") for c in unique])
 
 
 def _unmatched(
     side: pl.LazyFrame, keys: list[str], other: pl.LazyFrame, other_keys: list[str]
 ) -> int:
-    frame = side.join(other, left_on=keys, right_on=other_keys, how="anti").select(pl.len())
+    # A NULL key refers to nothing (a top-level category's parent): it is not an orphan.
+    referring = side.drop_nulls(keys)
+    frame = referring.join(other, left_on=keys, right_on=other_keys, how="anti").select(pl.len())
     return int(frame.collect().item())
 
 
@@ -134,11 +147,13 @@ def build_relationship(
         frames[plan.from_table.name],
         "from",
         [plan.from_table.id_header, *from_cols, *props["from"]],
+        plan,
     )
     target = _side(
         frames[plan.to_table.name],
         "to",
         [plan.to_table.id_header, *to_cols, *props["to"]],
+        plan,
     )
 
     def keys(role: str, pairs: tuple[tuple[str, str], ...], index: int) -> list[str]:
@@ -156,7 +171,7 @@ def build_relationship(
             orphans["to"] = _unmatched(target, right, source, left)
     else:
         link_cols = [k for _, k in plan.from_link_keys] + [k for k, _ in plan.link_to_keys]
-        link = _side(frames[plan.link_table.name], "link", [*link_cols, *props["link"]])
+        link = _side(frames[plan.link_table.name], "link", [*link_cols, *props["link"]], plan)
         from_keys, link_from = (
             keys("from", plan.from_link_keys, 0),
             keys("link", plan.from_link_keys, 1),

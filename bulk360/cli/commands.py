@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bulk360.analytics import find_question, questions, run_question
+from bulk360.check import run_checks
 from bulk360.cli import app, console, state
 from bulk360.cli.reporting import ConsoleReporter, summary_table
 from bulk360.control import init_schema, list_runs, show_run
-from bulk360.errors import ConfigError, IntegrityError
+from bulk360.errors import CheckFailed, ConfigError, IntegrityError
 from bulk360.graph import connect_graph
 from bulk360.pipeline import MODES, RunOptions, prepare_plan, run
+from bulk360.recommend import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions, recommend
 from bulk360.samples import available_samples, load_sample
 from bulk360.verify import compare_counts
 
@@ -32,7 +36,7 @@ def init_command(ctx: typer.Context) -> None:
 @sample_app.command("load")
 def sample_load_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="customer360")],
+    name: Annotated[str, typer.Argument(help="customer360 or ecommerce")],
     scale: Annotated[
         float | None,
         typer.Option(
@@ -309,3 +313,109 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+def _weights(text: str) -> dict[str, float]:
+    """``VIEWED=1,ADDED_TO_CART=3,PURCHASED=5`` → a weight per relationship type."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, value = part.partition("=")
+        try:
+            weights[kind.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--weights: '{part}' is not TYPE=number") from None
+    return weights
+
+
+@app.command("recommend")
+def recommend_command(
+    ctx: typer.Context,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Strategies to compute (repeatable): {', '.join(STRATEGIES)}."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Products per customer.")] = 10,
+    weights: Annotated[
+        str, typer.Option(help="Event weight per relationship type, TYPE=weight,...")
+    ] = ",".join(f"{k}={v:g}" for k, v in DEFAULT_WEIGHTS.items()),
+    purchase_type: Annotated[str, typer.Option(help="The purchase relationship type.")] = (
+        "PURCHASED"
+    ),
+    customer_label: Annotated[str, typer.Option()] = "Customer",
+    product_label: Annotated[str, typer.Option()] = "Product",
+    key_property: Annotated[str, typer.Option(help="Property holding node keys.")] = "id",
+    seed: Annotated[int, typer.Option(help="Seed of community detection and evaluation.")] = 42,
+    eval_customers: Annotated[
+        int, typer.Option(help="Customers whose last purchase is held out to measure hit rate.")
+    ] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compute top-N recommendations for every customer and store them with their hit rates."""
+    options = RecommendOptions(
+        strategies=tuple(strategy or STRATEGIES),
+        top_n=top,
+        weights=_weights(weights),
+        purchase_type=purchase_type,
+        customer_label=customer_label,
+        product_label=product_label,
+        key_property=key_property,
+        seed=seed,
+        eval_customers=eval_customers,
+    )
+    options.check()
+    settings = state(ctx).settings()
+    with connect_graph(settings) as driver:
+        result = recommend(settings, driver, options)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result)))
+        return
+    table = Table(
+        title=f"recommendation run {result.rec_run_id} (graph of ETL run {result.etl_run_id})"
+    )
+    for column in ("strategy", "hit rate", "evaluated", "seconds"):
+        table.add_column(column)
+    for name, quality in result.quality.items():
+        table.add_row(
+            name,
+            f"{quality['hit_rate']:.3f}",
+            f"{quality['evaluated']:,.0f}",
+            f"{quality['seconds']:.1f}",
+        )
+    table.caption = f"{result.rows:,} rows for {result.customers:,} customers" + (
+        f"; {result.communities} communities stored on the customers" if result.communities else ""
+    )
+    console.print(table)
+
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (health, run history, recommendations; docs at /docs)."""
+    import uvicorn
+
+    from bulk360.api import create_app
+
+    uvicorn.run(create_app(state(ctx).settings()), host=host, port=port, log_level="info")
+
+
+@app.command("check")
+def check_command(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="Base URL of the running bulk360 API (default: BULK360_API_URL)."),
+    ] = None,
+) -> None:
+    """Verify the deployment end to end: services, last run, graph counts, API."""
+    settings = state(ctx).settings()
+    checks = run_checks(settings, api_url or settings.secret("BULK360_API_URL"))
+    for check in checks:
+        mark = {True: "[green]ok  [/]", False: "[bold red]FAIL[/]", None: "[dim]skip[/]"}[check.ok]
+        console.print(f"{mark} {check.name:<18} {escape(check.detail)}", highlight=False)
+    failed = [c.name for c in checks if c.ok is False]
+    if failed:
+        raise CheckFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+    console.print("deployment is healthy")

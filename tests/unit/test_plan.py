@@ -94,6 +94,19 @@ def test_valid_plan_never_selects_excluded_columns() -> None:
     ]
 
 
+def test_row_filters_are_planned_with_their_side_and_header() -> None:
+    filtered = rel(
+        join_condition="a.account_id = c.account_id AND c.fingerprint IN ('fp1', 'fp2')"
+        " AND a.account_id = 3"
+    )
+    (plan,) = build_plan(config(filtered), CATALOGS).relationships
+    assert plan.filters == (
+        ("to", "fingerprint:string", ("fp1", "fp2")),
+        ("from", "account_id:long", ("3",)),
+    )
+    assert plan.from_to_keys == (("account_id:long", "account_id:long"),)
+
+
 @pytest.mark.parametrize(
     ("mapping", "expected"),
     [
@@ -114,6 +127,18 @@ def test_valid_plan_never_selects_excluded_columns() -> None:
         ),
         (rel(to_alias="a"), "ambiguous"),
         (rel(to_label="Nope"), "to_label 'Nope' is not the label of an active node mapping"),
+        (
+            rel(join_condition="a.account_id = c.account_id AND c.card_id = 'x'"),
+            "filter 'c.card_id = 'x'' compares a int4 column with string literals",
+        ),
+        (
+            rel(join_condition="a.account_id = c.account_id AND c.fingerprint = 5"),
+            "compares a text column with number literals",
+        ),
+        (
+            rel(join_condition="a.account_id = c.account_id AND a.hashed_password = 'x'"),
+            "excluded by exclusion rule #7",
+        ),
     ],
 )
 def test_each_bad_relationship_is_named(mapping: RelationshipMapping, expected: str) -> None:

@@ -1,0 +1,154 @@
+"""``bulk360 check``: one command that verifies a deployment end to end.
+
+Each check is independent and says what it found: the control database and every active source
+answer, Neo4j answers, the newest run succeeded, the graph's counts equal that run's manifest,
+and the HTTP API's ``/health`` answers ``{"ok": true}``. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import dict_row
+
+from bulk360.control import connect_control, load_config
+from bulk360.errors import Bulk360Error, one_line
+from bulk360.graph import connect_graph
+from bulk360.settings import Settings
+from bulk360.verify import compare_counts
+
+__all__ = ["Check", "run_checks"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing checked: ``ok`` None means it was skipped."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+def _attempt(name: str, probe: Callable[[], str]) -> Check:
+    """Run ``probe``; its text is the detail of a pass, its expected error of a failure."""
+    try:
+        return Check(name, True, probe())
+    except (Bulk360Error, psycopg.Error, OSError) as exc:
+        return Check(name, False, one_line(exc))
+
+
+class _Failed(Bulk360Error):
+    """A check that ran and found the deployment wrong (never leaves this module)."""
+
+
+def _control(settings: Settings) -> str:
+    with connect_control(settings) as conn:
+        conn.execute("SELECT 1 FROM etl_run_logs LIMIT 1")
+    return f"{settings.etl_db_name} at {settings.etl_db_host}:{settings.etl_db_port}"
+
+
+def _sources(settings: Settings) -> list[Check]:
+    try:
+        sources = load_config(settings).sources
+    except Bulk360Error as exc:
+        return [Check("sources", False, one_line(exc))]
+
+    def probe(source_conninfo: dict[str, object], where: str) -> Callable[[], str]:
+        def connect() -> str:
+            try:
+                with psycopg.connect(**source_conninfo) as conn:  # type: ignore[arg-type]
+                    conn.execute("SELECT 1")
+            except psycopg.OperationalError as exc:
+                raise _Failed(
+                    f"{where} does not answer: {str(exc).strip().splitlines()[-1]}"
+                ) from None
+            return where
+
+        return connect
+
+    checks = []
+    for source in sources:
+        where = f"{source.dbname} at {source.host}:{source.port}"
+        try:
+            conninfo = source.conninfo(settings)
+        except Bulk360Error as exc:
+            checks.append(Check(f"source {source.name}", False, one_line(exc)))
+            continue
+        checks.append(_attempt(f"source {source.name}", probe(conninfo, where)))
+    return checks or [Check("sources", False, "no active source_databases row")]
+
+
+def _last_run(settings: Settings) -> str:
+    with connect_control(settings) as conn:
+        row = (
+            conn.cursor(row_factory=dict_row)
+            .execute(
+                "SELECT run_id, mode, status, error_text FROM etl_run_logs ORDER BY run_id DESC LIMIT 1"
+            )
+            .fetchone()
+        )
+    if row is None:
+        raise _Failed("no run in etl_run_logs yet")
+    if row["status"] != "succeeded":
+        raise _Failed(
+            f"run {row['run_id']} ({row['mode']}) is {row['status']}: {row['error_text'] or ''}".rstrip(
+                ": "
+            )
+        )
+    return f"run {row['run_id']} ({row['mode']}) succeeded"
+
+
+def _graph_counts(settings: Settings) -> str:
+    manifest = settings.import_dir / "current" / "manifest.json"
+    with connect_graph(settings) as driver:
+        checks = compare_counts(driver, settings.neo4j_database, manifest)
+    wrong = [c for c in checks if not c.ok]
+    if wrong:
+        shown = ", ".join(f"{c.name} {c.actual:,} (manifest {c.expected:,})" for c in wrong[:5])
+        more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
+        raise _Failed(f"{len(wrong)} count(s) differ from the manifest: {shown}{more}")
+    total = sum(c.actual for c in checks)
+    return f"{len(checks)} labels and types, {total:,} elements, as in {manifest}"
+
+
+def _api(url: str) -> str:
+    health = url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise _Failed(
+            f"{health} answered {exc.code}: {exc.read().decode(errors='replace')[:200]}"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _Failed(f"{health} does not answer: {reason}") from None
+    if body != {"ok": True}:
+        raise _Failed(f"{health} answered {body}")
+    return f"{health} answered ok"
+
+
+def run_checks(settings: Settings, api_url: str | None) -> list[Check]:
+    """Every check, in order; none stops the others."""
+    checks = [_attempt("control database", lambda: _control(settings))]
+    checks += _sources(settings)
+    checks.append(
+        _attempt("neo4j", lambda: _neo4j(settings)),
+    )
+    checks.append(_attempt("last run", lambda: _last_run(settings)))
+    checks.append(_attempt("graph counts", lambda: _graph_counts(settings)))
+    if api_url:
+        checks.append(_attempt("api", lambda: _api(api_url)))
+    else:
+        checks.append(Check("api", None, "skipped: no --api-url (or BULK360_API_URL)"))
+    return checks
+
+
+def _neo4j(settings: Settings) -> str:
+    with connect_graph(settings):
+        return f"{settings.neo4j_uri}, database {settings.neo4j_database}"

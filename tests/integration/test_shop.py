@@ -1,0 +1,348 @@
+"""The e-commerce sample end to end: its graph, recommendations, the HTTP API and `bulk360 check`.
+
+Real PostgreSQL, the real neo4j-admin and Neo4j, and a real uvicorn server on a free local port.
+This module rebuilds the Neo4j database with the shop graph and, last, clears it: it runs after
+the Customer 360 modules (pytest's file order) and nothing after it needs a graph.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from neo4j import Driver
+
+from bulk360.load.bolt import clear_database
+from bulk360.pipeline import RunOptions, RunSummary, run
+from bulk360.recommend import STRATEGIES, RecommendOptions, RecommendRun, recommend
+from bulk360.samples import load_sample
+from bulk360.settings import Settings
+from tests.conftest import cypher, run_services
+from tests.integration.conftest import bulk360_cli, cli_env
+
+SHOP_CONTROL_DB = "bulk360_test_shop_control"
+PREFIX = "bulk360_test_"
+SHOP_DB = PREFIX + "shop"
+TOP_N = 10
+
+
+@pytest.fixture(scope="module")
+def shop_settings(
+    settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    with psycopg.connect(**settings.control_conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{SHOP_CONTROL_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{SHOP_CONTROL_DB}"')
+    shop = replace(
+        settings, etl_db_name=SHOP_CONTROL_DB, import_dir=tmp_path_factory.mktemp("shop")
+    )
+    load_sample(shop, "ecommerce", database_prefix=PREFIX)
+    return shop
+
+
+@pytest.fixture(scope="module")
+def shop_run(shop_settings: Settings, neo4j_driver: Driver) -> RunSummary:
+    """The shop graph built by admin mode, Neo4j running again afterwards."""
+    run_services("neo4j", "stop")
+    try:
+        summary = run(shop_settings, RunOptions(mode="admin", overwrite=True, workers=3))
+    finally:
+        run_services("neo4j", "start")
+    return summary
+
+
+def shop_sql(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**{**settings.control_conninfo(), "dbname": SHOP_DB}) as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+
+# What each label and relationship type must hold, as the same joins in SQL.
+EXPECTED_SQL = {
+    "Customer": "SELECT count(*) FROM customers",
+    "Category": "SELECT count(*) FROM categories",
+    "Product": "SELECT count(*) FROM products",
+    "Order": "SELECT count(*) FROM orders",
+    "PLACED": "SELECT count(*) FROM customers c JOIN orders o ON o.customer_id = c.id",
+    "CONTAINS": "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id"
+    " JOIN products p ON p.id = i.product_id",
+    "IN_CATEGORY": "SELECT count(*) FROM products p JOIN categories c ON c.id = p.category_id",
+    "SUBCATEGORY_OF": "SELECT count(*) FROM categories c JOIN categories p ON p.id = c.parent_id",
+    **{
+        kind: "SELECT count(*) FROM customers c JOIN events e ON e.customer_id = c.id"
+        f" JOIN products p ON p.id = e.product_id WHERE e.event_type = '{event}'"
+        for kind, event in (
+            ("VIEWED", "view"),
+            ("ADDED_TO_CART", "add_to_cart"),
+            ("PURCHASED", "purchase"),
+        )
+    },
+}
+
+
+def test_shop_graph_counts_equal_the_same_joins_in_sql(
+    shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
+) -> None:
+    assert shop_run.status == "succeeded"
+    for name, query in EXPECTED_SQL.items():
+        expected = shop_sql(shop_settings, query)[0][0]
+        if name.isupper():
+            graph = cypher(neo4j_driver, f"MATCH ()-[r:`{name}`]->() RETURN count(r) AS n")
+        else:
+            graph = cypher(neo4j_driver, f"MATCH (n:`{name}`) RETURN count(n) AS n")
+        assert expected > 0, name
+        assert graph[0]["n"] == expected, name
+    # Ids collide across tables (customer 1, order 1, product 1) and stay apart per label.
+    ones = cypher(
+        neo4j_driver,
+        "MATCH (n) WHERE n.id = 1 AND (n:Customer OR n:Order OR n:Product OR n:Category)"
+        " RETURN count(n) AS n",
+    )
+    assert ones[0]["n"] == 4
+    # Top-level categories have no parent: a NULL key refers to nothing, it is no orphan.
+    assert shop_run.rows_orphaned == 0
+    # The event relationships carry their time, the order lines quantity and unit price.
+    typed = cypher(
+        neo4j_driver,
+        "MATCH ()-[v:VIEWED]->() WITH v LIMIT 1 MATCH ()-[c:CONTAINS]->() WITH v, c LIMIT 1"
+        " RETURN valueType(v.occurred_at) AS at, valueType(c.quantity) AS q,"
+        " valueType(c.unit_price) AS price",
+    )[0]
+    assert typed == {
+        "at": "ZONED DATETIME NOT NULL",
+        "q": "INTEGER NOT NULL",
+        "price": "FLOAT NOT NULL",
+    }
+
+
+@pytest.fixture(scope="module")
+def recommended(
+    shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
+) -> RecommendRun:
+    return recommend(shop_settings, neo4j_driver, RecommendOptions(top_n=TOP_N, eval_customers=300))
+
+
+def stored(
+    settings: Settings, rec_run_id: int, strategy: str | None = None
+) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**settings.control_conninfo()) as conn:
+        return conn.execute(
+            "SELECT strategy, customer_key, rank, product_key, cold_start FROM recommendations"
+            " WHERE rec_run_id = %s AND (%s::text IS NULL OR strategy = %s)"
+            " ORDER BY strategy, customer_key, rank",
+            [rec_run_id, strategy, strategy],
+        ).fetchall()
+
+
+def test_recommendations_never_include_purchased_products(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    rows = stored(shop_settings, recommended.rec_run_id)
+    customers = shop_sql(shop_settings, "SELECT count(*) FROM customers")[0][0]
+    assert len(rows) == len(STRATEGIES) * customers * TOP_N
+    purchased = {
+        (str(c), str(p))
+        for c, p in shop_sql(
+            shop_settings,
+            "SELECT o.customer_id, i.product_id FROM orders o JOIN order_items i ON i.order_id = o.id"
+            " UNION SELECT customer_id, product_id FROM events WHERE event_type = 'purchase'",
+        )
+    }
+    assert len(purchased) > 1000
+    recommended_pairs = {(customer, product) for _, customer, _, product, _ in rows}
+    assert not recommended_pairs & purchased
+    # Most lists come from the strategies themselves, not from the cold start.
+    for strategy in STRATEGIES[:-1]:
+        share = sum(r[4] for r in rows if r[0] == strategy) / (customers * TOP_N)
+        assert share < 0.5, strategy
+    for strategy, quality in recommended.quality.items():
+        assert quality["evaluated"] == 300, strategy
+        assert 0 < quality["hit_rate"] <= 1, strategy
+
+
+def test_customers_without_history_get_the_cold_start(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    newcomers = [
+        str(c)
+        for (c,) in shop_sql(
+            shop_settings,
+            "SELECT id FROM customers c WHERE NOT EXISTS (SELECT FROM events e WHERE e.customer_id = c.id)"
+            " AND NOT EXISTS (SELECT FROM orders o WHERE o.customer_id = c.id) ORDER BY id",
+        )
+    ]
+    assert len(newcomers) == 300
+    # Best sellers: distinct buyers, then distinct customers with any event, then the key as text.
+    best_sellers = [
+        str(p)
+        for (p,) in shop_sql(
+            shop_settings,
+            "SELECT product_id FROM events GROUP BY product_id ORDER BY"
+            " count(DISTINCT customer_id) FILTER (WHERE event_type = 'purchase') DESC,"
+            f" count(DISTINCT customer_id) DESC, product_id::text LIMIT {TOP_N}",
+        )
+    ]
+    rows = stored(shop_settings, recommended.rec_run_id)
+    for strategy in STRATEGIES:
+        lists: dict[str, list[str]] = {}
+        for kind, customer, _, product, cold in rows:
+            if kind == strategy and customer in newcomers:
+                assert cold, (strategy, customer)
+                lists.setdefault(customer, []).append(product)
+        assert sorted(lists) == sorted(newcomers), strategy
+        assert all(items == best_sellers for items in lists.values()), strategy
+
+
+def test_communities_are_stored_and_results_repeat_for_a_seed(
+    shop_settings: Settings, recommended: RecommendRun, neo4j_driver: Driver
+) -> None:
+    engaged = shop_sql(shop_settings, "SELECT count(DISTINCT customer_id) FROM events")[0][0]
+    graph = cypher(
+        neo4j_driver, "MATCH (c:Customer) WHERE c.community IS NOT NULL RETURN count(c) AS n"
+    )
+    assert graph[0]["n"] == engaged
+    assert 1 < recommended.communities < engaged
+    options = RecommendOptions(
+        strategies=("community", "pagerank"),
+        top_n=TOP_N,
+        eval_customers=50,
+        write_communities=False,
+    )
+    again = [recommend(shop_settings, neo4j_driver, options) for _ in range(2)]
+    for strategy in options.strategies:
+        first = stored(shop_settings, again[0].rec_run_id, strategy)
+        assert first == stored(shop_settings, again[1].rec_run_id, strategy)
+        assert first == stored(shop_settings, recommended.rec_run_id, strategy)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def api(
+    shop_settings: Settings, recommended: RecommendRun, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``bulk360 serve`` in a child process on a free port; yields its base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("api") / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bulk360", "serve", "--port", str(port)],
+            env=cli_env(shop_settings, shop_settings.import_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(url + "/", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, "the API did not start within 60 s"
+                    time.sleep(0.3)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    # What users see in the server's log never holds the password.
+    assert shop_settings.etl_db_password not in log_path.read_text()
+
+
+def test_api_answers_every_endpoint_over_http(
+    api: str,
+    shop_settings: Settings,
+    shop_run: RunSummary,
+    recommended: RecommendRun,
+    neo4j_driver: Driver,
+) -> None:
+    assert httpx.get(api + "/").json() == {"status": "ok"}
+    health = httpx.get(api + "/health")
+    assert (health.status_code, health.json()) == (200, {"ok": True})
+    runs = httpx.get(api + "/runs").json()
+    assert runs[0]["run_id"] == shop_run.run_id and runs[0]["status"] == "succeeded"
+    one = httpx.get(f"{api}/runs/{shop_run.run_id}").json()
+    assert one["run"]["mode"] == "admin"
+    assert {t["relationship_type"] for t in one["tables"]} >= {"PLACED", "VIEWED", "PURCHASED"}
+    assert httpx.get(api + "/runs/987654").status_code == 404
+    assert httpx.get(api + "/runs/zero").status_code == 422
+    assert (
+        "/customers/{customer_id}/recommendations"
+        in httpx.get(api + "/openapi.json").json()["paths"]
+    )
+    assert httpx.get(api + "/docs").status_code == 200
+
+    answer = httpx.get(
+        api + "/customers/5/recommendations", params={"strategy": "community", "limit": 4}
+    )
+    body = answer.json()
+    assert answer.status_code == 200
+    # Served from the newest run that stored a community list for the customer.
+    assert (body["source"], body["strategy"]) == ("stored", "community")
+    assert body["rec_run_id"] >= recommended.rec_run_id
+    expected = [
+        row[3] for row in stored(shop_settings, body["rec_run_id"], "community") if row[1] == "5"
+    ]
+    assert [i["product"] for i in body["items"]] == expected[:4]
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4]
+    for params in ({"strategy": "bogus"}, {"limit": 0}, {"limit": 101}, {"limit": "ten"}):
+        assert httpx.get(api + "/customers/5/recommendations", params=params).status_code == 422
+    assert httpx.get(api + "/customers/no-such-customer/recommendations").status_code == 404
+
+    # A customer who arrived after the batch: the live parameterized Cypher query answers.
+    cypher(
+        neo4j_driver,
+        "MATCH (p:Product {id: 1}) CREATE (:Customer {id: 777001})-[:VIEWED]->(p)"
+        " CREATE (:Customer {id: 777002})",
+    )
+    try:
+        live = httpx.get(api + "/customers/777001/recommendations", params={"limit": 3}).json()
+        assert (live["source"], len(live["items"]), live["items"][0]["cold_start"]) == (
+            "live",
+            3,
+            False,
+        )
+        cold = httpx.get(api + "/customers/777002/recommendations", params={"limit": 3}).json()
+        assert (cold["source"], cold["items"][0]["cold_start"]) == ("live", True)
+        assert cold["items"][0]["product"] == "1"  # the best seller
+    finally:
+        cypher(neo4j_driver, "MATCH (c:Customer) WHERE c.id IN [777001, 777002] DETACH DELETE c")
+
+    run_services("neo4j", "stop")
+    try:
+        down = httpx.get(api + "/health", timeout=30)
+        assert down.status_code == 503
+        assert down.json()["ok"] is False and list(down.json()["failed"]) == ["neo4j"]
+    finally:
+        run_services("neo4j", "start")
+    assert httpx.get(api + "/health", timeout=30).status_code == 200
+
+
+def test_check_passes_then_names_a_cleared_graph(
+    api: str, shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver, tmp_path: Path
+) -> None:
+    healthy = bulk360_cli(shop_settings, shop_settings.import_dir, "check", "--api-url", api)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "deployment is healthy" in healthy.stdout
+    assert "FAIL" not in healthy.stdout
+
+    clear_database(neo4j_driver, shop_settings.neo4j_database, batch_size=10_000)
+    broken = bulk360_cli(shop_settings, shop_settings.import_dir, "check", "--api-url", api)
+    assert broken.returncode == 6
+    failed = [line for line in broken.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "graph counts" in failed[0], broken.stdout
+    assert "differ from the manifest" in broken.stdout
+    assert "1 check(s) failed: graph counts" in " ".join(broken.stderr.split())
