@@ -12,11 +12,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import psycopg
 from psycopg.rows import dict_row
 
-from bulk360.control import connect_control, load_config
+from bulk360.control import Source, connect_control, load_config
 from bulk360.errors import Bulk360Error, one_line
 from bulk360.graph import connect_graph
 from bulk360.settings import Settings
@@ -52,34 +53,20 @@ def _control(settings: Settings) -> str:
     return f"{settings.etl_db_name} at {settings.etl_db_host}:{settings.etl_db_port}"
 
 
+def _source(settings: Settings, source: Source) -> str:
+    with source.connect(settings) as conn:
+        conn.execute("SELECT 1")
+    return f"{source.dbname} at {source.host}:{source.port}"
+
+
 def _sources(settings: Settings) -> list[Check]:
     try:
         sources = load_config(settings).sources
     except Bulk360Error as exc:
         return [Check("sources", False, one_line(exc))]
-
-    def probe(source_conninfo: dict[str, object], where: str) -> Callable[[], str]:
-        def connect() -> str:
-            try:
-                with psycopg.connect(**source_conninfo) as conn:  # type: ignore[arg-type]
-                    conn.execute("SELECT 1")
-            except psycopg.OperationalError as exc:
-                raise _Failed(
-                    f"{where} does not answer: {str(exc).strip().splitlines()[-1]}"
-                ) from None
-            return where
-
-        return connect
-
-    checks = []
-    for source in sources:
-        where = f"{source.dbname} at {source.host}:{source.port}"
-        try:
-            conninfo = source.conninfo(settings)
-        except Bulk360Error as exc:
-            checks.append(Check(f"source {source.name}", False, one_line(exc)))
-            continue
-        checks.append(_attempt(f"source {source.name}", probe(conninfo, where)))
+    checks = [
+        _attempt(f"source {source.name}", partial(_source, settings, source)) for source in sources
+    ]
     return checks or [Check("sources", False, "no active source_databases row")]
 
 

@@ -65,7 +65,8 @@ INSERT INTO all_types VALUES
 """
 
 
-def _recreate(settings: Settings, database: str) -> None:
+def recreate_database(settings: Settings, database: str) -> None:
+    """Drop ``database`` (closing its sessions) and create it empty."""
     with psycopg.connect(**settings.control_conninfo(), autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
@@ -78,12 +79,12 @@ def control_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     """Settings of a fresh control database holding the sample rows and the type probe."""
-    _recreate(settings, TEST_CONTROL_DB)
+    recreate_database(settings, TEST_CONTROL_DB)
     test_settings = replace(
         settings, etl_db_name=TEST_CONTROL_DB, import_dir=tmp_path_factory.mktemp("import")
     )
     load_sample(test_settings, "customer360")
-    _recreate(settings, PROBE_DB)
+    recreate_database(settings, PROBE_DB)
     with psycopg.connect(**{**settings.control_conninfo(), "dbname": PROBE_DB}) as conn:
         conn.execute(PROBE_SQL)  # type: ignore[arg-type]
     with psycopg.connect(**test_settings.control_conninfo()) as conn:
@@ -99,15 +100,19 @@ def control_settings(
     return test_settings
 
 
+def build_with_admin_mode(settings: Settings) -> RunSummary:
+    """Stop Neo4j, import ``settings``' control rows with the real neo4j-admin, start it again."""
+    run_services("neo4j", "stop")
+    try:
+        return run(settings, RunOptions(mode="admin", overwrite=True, workers=3))
+    finally:
+        run_services("neo4j", "start")
+
+
 @pytest.fixture(scope="session")
 def admin_run(control_settings: Settings, neo4j_driver: Driver) -> Iterator[RunSummary]:
     """The test control rows imported by the real neo4j-admin, Neo4j running again afterwards."""
-    run_services("neo4j", "stop")
-    try:
-        summary = run(control_settings, RunOptions(mode="admin", overwrite=True, workers=3))
-    finally:
-        run_services("neo4j", "start")
-    yield summary
+    yield build_with_admin_mode(control_settings)
 
 
 @pytest.fixture(scope="session")

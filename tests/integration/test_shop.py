@@ -22,12 +22,17 @@ import pytest
 from neo4j import Driver
 
 from bulk360.load.bolt import clear_database
-from bulk360.pipeline import RunOptions, RunSummary, run
+from bulk360.pipeline import RunSummary
 from bulk360.recommend import STRATEGIES, RecommendOptions, RecommendRun, recommend
 from bulk360.samples import load_sample
 from bulk360.settings import Settings
 from tests.conftest import cypher, run_services
-from tests.integration.conftest import bulk360_cli, cli_env
+from tests.integration.conftest import (
+    build_with_admin_mode,
+    bulk360_cli,
+    cli_env,
+    recreate_database,
+)
 
 SHOP_CONTROL_DB = "bulk360_test_shop_control"
 PREFIX = "bulk360_test_"
@@ -39,9 +44,7 @@ TOP_N = 10
 def shop_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    with psycopg.connect(**settings.control_conninfo(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{SHOP_CONTROL_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{SHOP_CONTROL_DB}"')
+    recreate_database(settings, SHOP_CONTROL_DB)
     shop = replace(
         settings, etl_db_name=SHOP_CONTROL_DB, import_dir=tmp_path_factory.mktemp("shop")
     )
@@ -52,12 +55,7 @@ def shop_settings(
 @pytest.fixture(scope="module")
 def shop_run(shop_settings: Settings, neo4j_driver: Driver) -> RunSummary:
     """The shop graph built by admin mode, Neo4j running again afterwards."""
-    run_services("neo4j", "stop")
-    try:
-        summary = run(shop_settings, RunOptions(mode="admin", overwrite=True, workers=3))
-    finally:
-        run_services("neo4j", "start")
-    return summary
+    return build_with_admin_mode(shop_settings)
 
 
 def shop_sql(settings: Settings, query: str) -> list[tuple[Any, ...]]:
