@@ -30,7 +30,7 @@ from bulk360.extract import Extractor, ExtractResult
 from bulk360.load.admin import AdminImport, AdminLoader
 from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
 from bulk360.paths import RunPaths
-from bulk360.plan import Plan, TablePlan, build_plan
+from bulk360.plan import Plan, RelationshipPlan, TablePlan, build_plan
 from bulk360.settings import Settings
 from bulk360.transform import (
     NodeCheck,
@@ -191,6 +191,7 @@ class _Run:
             retry_seconds=options.retry_seconds,
         )
         self.file_of: dict[str, Path] = {}
+        self.digests: dict[Path, str] = {}
 
     @contextmanager
     def step(self, key: str, title: str) -> Iterator[None]:
@@ -229,20 +230,26 @@ class _Run:
     def transform(
         self, plan: Plan, extracted: list[ExtractResult]
     ) -> tuple[dict[str, NodeCheck], list[RelationshipResult]]:
-        frames = read_key_columns(plan, self.path_of, self.options.workers)
+        """Node checks and joins; every file is hashed as soon as it is complete, alongside."""
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
+            hashes = {r.path: pool.submit(_sha256, r.path) for r in extracted if r.table.label}
+            frames = read_key_columns(plan, self.path_of, self.options.workers)
             node_jobs = {
                 r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name))
                 for r in extracted
                 if r.table.label
             }
-            rel_jobs = [
-                pool.submit(build_relationship, rel, frames, self.paths.relationship_file(rel.name))
-                for rel in plan.relationships
-            ]
-            return {name: job.result() for name, job in node_jobs.items()}, [
-                j.result() for j in rel_jobs
-            ]
+
+            def relationship(rel: RelationshipPlan) -> RelationshipResult:
+                result = build_relationship(rel, frames, self.paths.relationship_file(rel.name))
+                hashes[result.path] = pool.submit(_sha256, result.path)
+                return result
+
+            rel_jobs = [pool.submit(relationship, rel) for rel in plan.relationships]
+            checks = {name: job.result() for name, job in node_jobs.items()}
+            relationships = [j.result() for j in rel_jobs]
+            self.digests = {path: job.result() for path, job in hashes.items()}
+        return checks, relationships
 
     def manifest(
         self,
@@ -251,9 +258,7 @@ class _Run:
         relationships: list[RelationshipResult],
     ) -> dict[str, Any]:
         node_files = [r for r in extracted if r.table.label]
-        files = [r.path for r in node_files] + [r.path for r in relationships]
-        with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
-            digests = dict(zip(files, pool.map(_sha256, files), strict=True))
+        digests = self.digests
         work = self.paths.work_dir
         nodes: list[dict[str, Any]] = []
         for result in node_files:
