@@ -57,5 +57,5 @@ bench: services
 
 ## bench-smoke: the same runner at a tiny scale, one repetition (the test suite runs it)
 bench-smoke: services
-	$(BIN)/python -m benchmarks.bench --scale 0.05 --repeat 1 --cap-seconds 5 \
+	$(BIN)/python -m benchmarks.bench --scale 0.05 --repeat 1 --cap-seconds 3 \
 		--scaling 0.02,0.05 --output $(BENCH_SMOKE_OUT)
