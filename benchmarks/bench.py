@@ -65,6 +65,8 @@ BENCH_ENV = {
     "BULK360_IMPORT_DIR": str(ROOT / "import" / "bench"),
 }
 SEED_CONTROL_DB = "bulk360_bench_seed"
+LARGE_GRAPH = 500_000
+"""Nodes above which the benchmark's Neo4j is emptied by removing its store."""
 
 
 @dataclass
@@ -148,6 +150,28 @@ class Bench:
         s = self.settings
         return open_driver(s.neo4j_uri, (s.neo4j_username, s.neo4j_password))
 
+    def empty_graph(self) -> None:
+        """An empty graph (and no constraint of a previous method) for the next method.
+
+        Deleting millions of elements in transactions takes minutes, so a large graph goes with
+        its store: Neo4j stopped, the database's folders removed, Neo4j started (an empty
+        database is created). A small one is cleared with Cypher, which is quicker than a restart.
+        """
+        database = self.settings.neo4j_database
+        driver = self.driver()
+        try:
+            records = driver.execute_query("MATCH (n) RETURN count(n)", database_=database)[0]
+            if records[0][0] <= LARGE_GRAPH:
+                clear_graph(driver, database)
+                return
+        finally:
+            driver.close()
+        services("neo4j", "stop")
+        data = self.settings.neo4j_home / "data"
+        for folder in ("databases", "transactions"):
+            shutil.rmtree(data / folder / database, ignore_errors=True)
+        services("neo4j", "start")
+
     # -- Neo4j stopped -----------------------------------------------------------------------
 
     def admin(self) -> None:
@@ -206,6 +230,7 @@ class Bench:
     # -- Neo4j running -----------------------------------------------------------------------
 
     def bolt(self) -> None:
+        self.empty_graph()  # admin mode's graph; bolt mode's own --clear then has nothing to do
         measured = bulk360(
             "run", "--mode", "bolt", "--clear", "--json", "--workers", str(self.workers)
         )
@@ -220,9 +245,9 @@ class Bench:
     def load_csv(self) -> None:
         manifest = json.loads((self.bolt_folder / "manifest.json").read_text())
         relative = self.bolt_folder.relative_to(ROOT / "import")
+        self.empty_graph()
         driver = self.driver()
         try:
-            clear_graph(driver, self.settings.neo4j_database)
             create_constraints(driver, self.settings.neo4j_database, self.plan)
             with measure() as loading:
                 written = load_csv(
@@ -233,9 +258,9 @@ class Bench:
         self.record("LOAD CSV in transactions").add(loading.seconds, written)
 
     def python_unwind(self) -> None:
+        self.empty_graph()
         driver = self.driver()
         try:
-            clear_graph(driver, self.settings.neo4j_database)
             create_constraints(driver, self.settings.neo4j_database, self.plan)
         finally:
             driver.close()
@@ -264,10 +289,10 @@ class Bench:
         )
 
     def seed(self, seed_settings: Settings) -> None:
+        self.empty_graph()
         driver = self.driver()
         try:
             database = self.settings.neo4j_database
-            clear_graph(driver, database)
             # The seed had no constraints; with them Cypher could join through the indexes.
             for record in driver.execute_query("SHOW CONSTRAINTS YIELD name", database_=database)[
                 0
