@@ -48,19 +48,17 @@ def check_nodes(table: TablePlan, frame: pl.DataFrame | None) -> NodeCheck:
     return NodeCheck(table.label, ids.len() - ids.n_unique())
 
 
-def read_text(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """A file written by the readers, every column as text (``columns``: only those)."""
-    return pl.read_csv(path, columns=columns, infer_schema=False, quote_char='"', has_header=True)
+def read_text(path: Path, columns: list[str] | None = None, integers: bool = False) -> pl.DataFrame:
+    """A file written by the readers, every column as text (``columns``: only those).
 
-
-def _read_keys(path: Path, columns: list[str]) -> pl.DataFrame:
-    """``columns`` of a file written by the readers: integers (``:long``) as Int64, others as text."""
-    integers = {c: pl.Int64 for c in columns if c.endswith(":long")}
+    With ``integers``, the ``:long`` columns are parsed as Int64 instead.
+    """
+    overrides = {c: pl.Int64 for c in columns or [] if integers and c.endswith(":long")}
     return pl.read_csv(
         path,
         columns=columns,
         infer_schema=False,
-        schema_overrides=integers,
+        schema_overrides=overrides,
         quote_char='"',
         has_header=True,
     )
@@ -97,7 +95,7 @@ def read_key_columns(
     tables = [t for t in plan.tables if t.name in needed]
 
     def read(table: TablePlan) -> pl.DataFrame:
-        return _read_keys(path_of(table), needed[table.name])
+        return read_text(path_of(table), needed[table.name], integers=True)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         return dict(zip([t.name for t in tables], pool.map(read, tables), strict=True))
