@@ -4,8 +4,13 @@ For each source a coordinator transaction exports a snapshot (``pg_export_snapsh
 open while that source's tables are read; every reader joins it with ``SET TRANSACTION
 SNAPSHOT``, so all tables of a source are read as of one instant even though they are read in
 parallel by a pool of ``workers`` connections. The COPY stream goes to its CSV file as it
-arrives: memory stays bounded whatever the size of the table, and PostgreSQL has already
-formatted every value for Neo4j (see :mod:`bulk360.types`), so no value is parsed here.
+arrives, in blocks of whole rows: memory stays bounded whatever the size of the table, and
+PostgreSQL has already formatted every value for Neo4j (see :mod:`bulk360.types`).
+
+While the reader collects the next block, another thread writes the last one, adds it to the
+file's SHA-256 and parses from it only the columns the joins need (:class:`BlockSink`). During
+extraction one PostgreSQL backend formats the largest table and the other core is about half
+idle; that is where the parsing and hashing go, instead of into a step of their own after it.
 
 The stream is read through psycopg's libpq layer (:mod:`psycopg.pq`) rather than its ``Copy``
 object, whose generator and wait call per row cost about 1 µs each: a row per libpq call, and a
@@ -16,16 +21,18 @@ PostgreSQL backends feel directly.
 
 from __future__ import annotations
 
+import hashlib
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+import polars as pl
 import psycopg
 from psycopg import IsolationLevel, pq, sql
 
@@ -34,12 +41,11 @@ from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
 from bulk360.types import SESSION_SETTINGS
 
-__all__ = ["ExtractResult", "Extractor", "copy_out"]
+__all__ = ["BlockSink", "ExtractResult", "Extractor", "copy_out"]
 
 # Sent as libpq `options`, so every reader's session formats values the same way.
 _SESSION_OPTIONS = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
-_WRITE_BUFFER = 1 << 20
-_PROGRESS_EVERY = 4 << 20
+_BLOCK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class ExtractResult:
     rows_null_key: int
     bytes: int
     seconds: float
+    sha256: str
+    keys: pl.DataFrame | None
+    """The columns the joins and id checks need, parsed while reading (None: none needed)."""
 
 
 class _Cancelled(Exception):
@@ -66,14 +75,13 @@ def _query_failed(result: pq.abc.PGresult) -> psycopg.Error:
 def copy_out(
     conn: psycopg.Connection[Any],
     query: sql.Composable,
-    out: BinaryIO,
-    on_bytes: Callable[[int], None],
-    every: int = _PROGRESS_EVERY,
+    on_block: Callable[[bytes], None],
+    block_size: int = _BLOCK,
 ) -> int:
-    """Run ``COPY ... TO STDOUT`` on ``conn`` and write its rows to ``out``; returns the row count.
+    """Run ``COPY ... TO STDOUT`` on ``conn``, handing its rows over in blocks; returns the count.
 
-    ``on_bytes`` is called with the bytes written since its last call, about every ``every``
-    bytes and once at the end; it may raise to stop the copy, which closes ``conn``.
+    Every block holds whole rows (about ``block_size`` bytes, the last one less); ``on_block``
+    may raise to stop the copy, which closes ``conn``.
     """
     pgconn = conn.pgconn
     poller = select.poll()
@@ -90,22 +98,22 @@ def copy_out(
             raise (
                 _query_failed(result) if result is not None else psycopg.DatabaseError("no result")
             )
-        pending = 0
-        get, write = pgconn.get_copy_data, out.write
+        block = bytearray()
+        get = pgconn.get_copy_data
         while True:
             nbytes, data = get(1)
             if nbytes > 0:
-                write(data)
-                pending += nbytes
-                if pending >= every:
-                    on_bytes(pending)
-                    pending = 0
+                block += data
+                if len(block) >= block_size:
+                    on_block(bytes(block))
+                    block.clear()
             elif nbytes == 0:  # nothing buffered: wait for the socket (the GIL is released)
                 poller.poll()
                 pgconn.consume_input()
             else:
                 break
-        on_bytes(pending)
+        if block:
+            on_block(bytes(block))
         rows = 0
         while (result := pgconn.get_result()) is not None:
             if result.status != pq.ExecStatus.COMMAND_OK:
@@ -115,6 +123,60 @@ def copy_out(
     except BaseException:
         conn.close()  # the server sees the copy end; nothing half-read stays on the connection
         raise
+
+
+class BlockSink:
+    """One table's file: each block is written, hashed and parsed for its needed columns.
+
+    The work of a block runs on ``pool`` while the reader collects the next one; blocks are
+    consumed in order (the next waits for the previous), so at most two are held per table.
+    """
+
+    def __init__(
+        self, path: Path, headers: list[str], needed: list[str], pool: ThreadPoolExecutor
+    ) -> None:
+        header = (",".join(headers) + "\n").encode()
+        self._file = path.open("wb")
+        self._file.write(header)
+        self._hash = hashlib.sha256(header)
+        self._indices = [headers.index(c) for c in needed]
+        self._names = needed
+        self._frames: list[pl.DataFrame] = []
+        self._pool = pool
+        self._pending: Future[None] | None = None
+
+    def block(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._consume, data)
+
+    def _consume(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        if self._indices:
+            frame = pl.read_csv(
+                data, has_header=False, columns=self._indices, infer_schema=False, quote_char='"'
+            )
+            frame.columns = self._names
+            integers = [pl.col(c).cast(pl.Int64) for c in self._names if c.endswith(":long")]
+            self._frames.append(frame.with_columns(integers) if integers else frame)
+
+    def close(self) -> tuple[str, pl.DataFrame | None]:
+        """Finish the last block; the file's SHA-256 (header included) and the parsed columns."""
+        try:
+            if self._pending is not None:
+                self._pending.result()
+        finally:
+            self._file.close()
+        frame = pl.concat(self._frames) if self._frames else None
+        if self._indices and frame is None:
+            frame = pl.DataFrame(
+                {
+                    c: pl.Series(c, [], dtype=pl.Int64 if c.endswith(":long") else pl.String)
+                    for c in self._names
+                }
+            )
+        return self._hash.hexdigest(), frame
 
 
 class Extractor:
@@ -127,7 +189,9 @@ class Extractor:
         path_of: Callable[[TablePlan], Path],
         workers: int,
         on_progress: Callable[[TablePlan, int], None] | None = None,
+        needed: Mapping[str, list[str]] | None = None,
     ) -> None:
+        self._needed = needed or {}
         self._settings = settings
         self._plan = plan
         self._path_of = path_of
@@ -154,7 +218,7 @@ class Extractor:
                 snapshots[source] = row[0]
             yield snapshots
 
-    def _read(self, table: TablePlan, snapshot: str) -> ExtractResult:
+    def _read(self, table: TablePlan, snapshot: str, pool: ThreadPoolExecutor) -> ExtractResult:
         started = time.perf_counter()
         path = self._path_of(table)
         where = f"source '{table.source}', table {table.schema}.{table.table}"
@@ -167,28 +231,36 @@ class Extractor:
                     row = cur.execute(count_sql).fetchone()
                     null_keys = int(row[0]) if row else 0
                 written = 0
+                sink = BlockSink(path, table.headers(), self._needed.get(table.name, []), pool)
 
-                def progress(nbytes: int) -> None:
+                def block(data: bytes) -> None:
                     nonlocal written
-                    written += nbytes
-                    self._on_progress(table, nbytes)
+                    written += len(data)
+                    self._on_progress(table, len(data))
                     if self._failed.is_set():
                         raise _Cancelled
+                    sink.block(data)
 
-                with path.open("wb", buffering=_WRITE_BUFFER) as out:
-                    out.write((",".join(table.headers()) + "\n").encode())
-                    rows = copy_out(conn, table.copy_sql(), out, progress)
+                try:
+                    rows = copy_out(conn, table.copy_sql(), block)
+                finally:
+                    digest, keys = sink.close()
         except psycopg.Error as exc:
             first_line = next(iter(str(exc).splitlines()), "")
             detail = exc.diag.message_primary or first_line or type(exc).__name__
             raise SourceError(f"{where}: reading failed: {detail}") from None
-        return ExtractResult(table, path, rows, null_keys, written, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return ExtractResult(table, path, rows, null_keys, written, seconds, digest, keys)
 
     def run(self) -> list[ExtractResult]:
         """Read all tables, biggest first; the first failure stops the others."""
         tables = sorted(self._plan.tables, key=lambda t: t.size_bytes, reverse=True)
-        with self._snapshots() as snapshots, ThreadPoolExecutor(self._workers) as pool:
-            futures = [pool.submit(self._read, t, snapshots[t.source]) for t in tables]
+        with (
+            self._snapshots() as snapshots,
+            ThreadPoolExecutor(self._workers) as sinks,
+            ThreadPoolExecutor(self._workers) as pool,
+        ):
+            futures = [pool.submit(self._read, t, snapshots[t.source], sinks) for t in tables]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.exception() for f in done):
                 self._failed.set()

@@ -37,7 +37,7 @@ from bulk360.transform import (
     RelationshipResult,
     build_relationship,
     check_nodes,
-    read_key_columns,
+    needed_columns,
 )
 
 __all__ = ["MODES", "Reporter", "RunOptions", "RunSummary", "prepare_plan", "run"]
@@ -224,31 +224,40 @@ class _Run:
             )
             self.file_of[table.name] = file
         with self.reporter.bytes_progress(list(plan.tables)) as advance:
-            extractor = Extractor(self.settings, plan, self.path_of, self.options.workers, advance)
+            extractor = Extractor(
+                self.settings,
+                plan,
+                self.path_of,
+                self.options.workers,
+                advance,
+                needed_columns(plan),
+            )
             return extractor.run()
 
     def transform(
         self, plan: Plan, extracted: list[ExtractResult]
     ) -> tuple[dict[str, NodeCheck], list[RelationshipResult]]:
         """Node checks and joins; every file is hashed as soon as it is complete, alongside."""
+        frames = {r.table.name: r.keys for r in extracted if r.keys is not None}
+        self.digests = {r.path: r.sha256 for r in extracted}
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
-            hashes = {r.path: pool.submit(_sha256, r.path) for r in extracted if r.table.label}
-            frames = read_key_columns(plan, self.path_of, self.options.workers)
             node_jobs = {
                 r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name))
                 for r in extracted
                 if r.table.label
             }
 
-            def relationship(rel: RelationshipPlan) -> RelationshipResult:
+            def relationship(rel: RelationshipPlan) -> tuple[RelationshipResult, str]:
                 result = build_relationship(rel, frames, self.paths.relationship_file(rel.name))
-                hashes[result.path] = pool.submit(_sha256, result.path)
-                return result
+                return result, _sha256(result.path)
 
             rel_jobs = [pool.submit(relationship, rel) for rel in plan.relationships]
             checks = {name: job.result() for name, job in node_jobs.items()}
-            relationships = [j.result() for j in rel_jobs]
-            self.digests = {path: job.result() for path, job in hashes.items()}
+            relationships = []
+            for job in rel_jobs:
+                result, digest = job.result()
+                relationships.append(result)
+                self.digests[result.path] = digest
         return checks, relationships
 
     def manifest(

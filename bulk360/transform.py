@@ -1,19 +1,18 @@
 """Stage 2: node checks and relationship joins, as Polars joins on key columns only.
 
-Each file written by the readers is parsed once, and only for the columns that a join, an id
-check or a relationship property needs (:func:`read_key_columns`); every mapping then joins those
-frames in memory. Integer columns (``:long``) are parsed as integers, which join and hash about
-twice as fast as text and are written back exactly as PostgreSQL wrote them; every other column
-stays text (PostgreSQL wrote equal values of compatible types as equal text). The plan only pairs
-join keys of one type family, so both sides of a key are parsed alike. Nothing here looks at the
-other property columns.
+The readers parse each table while they write it, and only the columns that a join, an id check
+or a relationship property needs (:func:`needed_columns`, see :mod:`bulk360.extract`); every
+mapping then joins those frames in memory. Integer columns (``:long``) are integers, which join
+and hash about twice as fast as text and are written back exactly as PostgreSQL wrote them;
+every other column is text (PostgreSQL wrote equal values of compatible types as equal text).
+The plan only pairs join keys of one type family, so both sides of a key have one type. Nothing
+here looks at the other property columns.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ __all__ = [
     "RelationshipResult",
     "build_relationship",
     "check_nodes",
-    "read_key_columns",
+    "needed_columns",
     "read_text",
 ]
 
@@ -48,23 +47,12 @@ def check_nodes(table: TablePlan, frame: pl.DataFrame | None) -> NodeCheck:
     return NodeCheck(table.label, ids.len() - ids.n_unique())
 
 
-def read_text(path: Path, columns: list[str] | None = None, integers: bool = False) -> pl.DataFrame:
-    """A file written by the readers, every column as text (``columns``: only those).
-
-    With ``integers``, the ``:long`` columns are parsed as Int64 instead.
-    """
-    overrides = {c: pl.Int64 for c in columns or [] if integers and c.endswith(":long")}
-    return pl.read_csv(
-        path,
-        columns=columns,
-        infer_schema=False,
-        schema_overrides=overrides,
-        quote_char='"',
-        has_header=True,
-    )
+def read_text(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """A file written by the readers, every column as text (``columns``: only those)."""
+    return pl.read_csv(path, columns=columns, infer_schema=False, quote_char='"', has_header=True)
 
 
-def _needed(plan: Plan) -> dict[str, list[str]]:
+def needed_columns(plan: Plan) -> dict[str, list[str]]:
     """Per table, the columns an id check, a join key or a relationship property reads."""
     needed: dict[str, list[str]] = {}
 
@@ -85,20 +73,6 @@ def _needed(plan: Plan) -> dict[str, list[str]]:
             need(rel.link_table, *[k for _, k in rel.from_link_keys], *props["link"])
             need(rel.link_table, *[k for k, _ in rel.link_to_keys], *filters["link"])
     return {name: list(dict.fromkeys(columns)) for name, columns in needed.items()}
-
-
-def read_key_columns(
-    plan: Plan, path_of: Callable[[TablePlan], Path], workers: int
-) -> dict[str, pl.DataFrame]:
-    """Every needed column of every table, each file parsed once (tables read in parallel)."""
-    needed = _needed(plan)
-    tables = [t for t in plan.tables if t.name in needed]
-
-    def read(table: TablePlan) -> pl.DataFrame:
-        return read_text(path_of(table), needed[table.name], integers=True)
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return dict(zip([t.name for t in tables], pool.map(read, tables), strict=True))
 
 
 @dataclass(frozen=True)
