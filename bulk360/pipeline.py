@@ -237,7 +237,7 @@ class _Run:
     def transform(
         self, plan: Plan, extracted: list[ExtractResult]
     ) -> tuple[dict[str, NodeCheck], list[RelationshipResult]]:
-        """Node checks and joins; every file is hashed as soon as it is complete, alongside."""
+        """Node checks and joins on the frames the readers parsed; each relationship file is hashed."""
         frames = {r.table.name: r.keys for r in extracted if r.keys is not None}
         self.digests = {r.path: r.sha256 for r in extracted}
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
