@@ -140,7 +140,10 @@ class BlockSink:
         self._file.write(header)
         self._hash = hashlib.sha256(header)
         self._indices = [headers.index(c) for c in needed]
-        self._names = needed
+        # Integer columns as integers (they join and hash faster), every other one as text.
+        self._schema = pl.Schema(
+            {c: pl.Int64 if c.endswith(":long") else pl.String for c in needed}
+        )
         self._frames: list[pl.DataFrame] = []
         self._pool = pool
         self._pending: Future[None] | None = None
@@ -157,9 +160,8 @@ class BlockSink:
             frame = pl.read_csv(
                 data, has_header=False, columns=self._indices, infer_schema=False, quote_char='"'
             )
-            frame.columns = self._names
-            integers = [pl.col(c).cast(pl.Int64) for c in self._names if c.endswith(":long")]
-            self._frames.append(frame.with_columns(integers) if integers else frame)
+            frame.columns = self._schema.names()
+            self._frames.append(frame.cast(self._schema))
 
     def close(self) -> tuple[str, pl.DataFrame | None]:
         """Finish the last block; the file's SHA-256 (header included) and the parsed columns."""
@@ -168,14 +170,9 @@ class BlockSink:
                 self._pending.result()
         finally:
             self._file.close()
-        frame = pl.concat(self._frames) if self._frames else None
-        if self._indices and frame is None:
-            frame = pl.DataFrame(
-                {
-                    c: pl.Series(c, [], dtype=pl.Int64 if c.endswith(":long") else pl.String)
-                    for c in self._names
-                }
-            )
+        if not self._indices:
+            return self._hash.hexdigest(), None
+        frame = pl.concat(self._frames) if self._frames else pl.DataFrame(schema=self._schema)
         return self._hash.hexdigest(), frame
 
 
