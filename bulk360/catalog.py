@@ -19,6 +19,12 @@ class CatalogColumn:
     category: str
     element: str | None
     not_null: bool
+    type_text: str = ""
+    """The declared type as PostgreSQL prints it (``numeric(10,2)``, ``text[]``)."""
+    precision: int | None = None
+    """Declared precision of a numeric (or numeric array) column; None when unconstrained."""
+    scale: int | None = None
+    """Declared scale of a numeric (or numeric array) column; None when unconstrained."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,14 @@ _COLUMNS = """
 SELECT c.relname, a.attname,
        coalesce(bt.typname, t.typname) AS typname,
        coalesce(bt.typcategory, t.typcategory) AS typcategory,
-       et.typname AS element, a.attnotnull, pg_relation_size(c.oid) AS size
+       et.typname AS element, a.attnotnull, pg_relation_size(c.oid) AS size,
+       format_type(a.atttypid, a.atttypmod) AS type_text,
+       -- numeric(p, s) stores ((p << 16) | (s & 2047)) + 4 in its type modifier (the scale is
+       -- an 11-bit signed number since PostgreSQL 15); -1 is unconstrained
+       CASE WHEN coalesce(et.typname, bt.typname, t.typname) = 'numeric' AND m.typmod >= 4
+            THEN ((m.typmod - 4) >> 16) & 65535 END AS numeric_precision,
+       CASE WHEN coalesce(et.typname, bt.typname, t.typname) = 'numeric' AND m.typmod >= 4
+            THEN (((m.typmod - 4) & 2047) # 1024) - 1024 END AS numeric_scale
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -52,6 +65,7 @@ JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 LEFT JOIN pg_type et ON et.oid = coalesce(bt.typelem, t.typelem)
      AND coalesce(bt.typcategory, t.typcategory) = 'A'
+CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS m(typmod)
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY c.relname, a.attnum
@@ -74,11 +88,22 @@ def read_catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, Catalo
     """All tables of ``schema`` with their columns and keys."""
     columns: dict[str, list[CatalogColumn]] = {}
     sizes: dict[str, int] = {}
-    for relname, attname, typname, category, element, not_null, size in conn.execute(
-        _COLUMNS, [schema]
-    ):
+    for (
+        relname,
+        attname,
+        typname,
+        category,
+        element,
+        not_null,
+        size,
+        type_text,
+        precision,
+        scale,
+    ) in conn.execute(_COLUMNS, [schema]):
         columns.setdefault(relname, []).append(
-            CatalogColumn(attname, typname, category, element, not_null)
+            CatalogColumn(
+                attname, typname, category, element, not_null, type_text, precision, scale
+            )
         )
         sizes[relname] = size
     primary: dict[str, tuple[str, ...]] = {}

@@ -21,7 +21,7 @@ from bulk360.control import Source, connect_control, load_config
 from bulk360.errors import Bulk360Error, one_line
 from bulk360.graph import connect_graph
 from bulk360.settings import Settings
-from bulk360.verify import compare_counts
+from bulk360.verify import compare_counts, graph_manifest
 
 __all__ = ["Check", "run_checks"]
 
@@ -91,7 +91,7 @@ def _last_run(settings: Settings) -> str:
 
 
 def _graph_counts(settings: Settings) -> str:
-    manifest = settings.import_dir / "current" / "manifest.json"
+    manifest = graph_manifest(settings)
     with connect_graph(settings) as driver:
         checks = compare_counts(driver, settings.neo4j_database, manifest)
     wrong = [c for c in checks if not c.ok]

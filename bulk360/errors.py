@@ -6,11 +6,17 @@ its code. Anything else is a bug and shows a traceback only with ``--debug``::
     Bulk360Error                    exit 1   base of all expected problems
     ├── ConfigError                 exit 2   settings or control rows are wrong
     │   └── ValidationFailed        exit 2   the configuration check found problems (all listed)
+    │       └── SchemaDrift         exit 2   a mapped table changed since the last succeeded run
     ├── SourceError                 exit 3   a source PostgreSQL database failed or is unreachable
-    ├── TargetError                 exit 4   Neo4j or neo4j-admin failed or is unreachable
+    ├── TargetError                 exit 4   Neo4j, neo4j-admin or the import folder failed
     │   └── TargetRunning           exit 4   admin mode found the Neo4j server running
-    ├── IntegrityError              exit 5   rows went missing or were rejected beyond tolerance
+    ├── IntegrityError              exit 5   rows went missing, were rejected beyond tolerance,
+    │                                        the ledger does not balance, or values would change
+    │                                        under --strict-values
     └── CheckFailed                 exit 6   `bulk360 check` found the deployment unhealthy
+
+    Interrupted (a BaseException)   exit 130 Ctrl-C or SIGTERM: a run is logged as failed and
+                                             stops its neo4j-admin process tree
 
 Messages never hold a password: they name the setting or the environment variable instead.
 """
@@ -22,6 +28,8 @@ __all__ = [
     "CheckFailed",
     "ConfigError",
     "IntegrityError",
+    "Interrupted",
+    "SchemaDrift",
     "SourceError",
     "TargetError",
     "TargetRunning",
@@ -65,6 +73,23 @@ class ValidationFailed(ConfigError):
         )
 
 
+class SchemaDrift(ValidationFailed):
+    """Raised when a mapped table gained a column without a rule, or a column changed type.
+
+    ``problems`` holds one line per column, naming it and the SQL that keeps or excludes it.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        self.args = (
+            f"{count} schema change{'s' if count != 1 else ''} since the last succeeded run "
+            f"stop{'' if count != 1 else 's'} the run before anything is read (add a rule for "
+            f"each new column, or pass --accept-schema-changes):\n{lines}",
+        )
+
+
 class SourceError(Bulk360Error):
     """Raised when a source database cannot be reached or a read from it fails."""
 
@@ -72,7 +97,8 @@ class SourceError(Bulk360Error):
 
 
 class TargetError(Bulk360Error):
-    """Raised when Neo4j cannot be reached, refuses a write, or neo4j-admin fails."""
+    """Raised when Neo4j cannot be reached, refuses a write, neo4j-admin fails, or the
+    import folder cannot be written (a full disk)."""
 
     exit_code = 4
 
@@ -82,7 +108,8 @@ class TargetRunning(TargetError):
 
 
 class IntegrityError(Bulk360Error):
-    """Raised when rows were rejected or lost beyond the stated tolerance."""
+    """Raised when rows were rejected or lost beyond the stated tolerance, a ledger does not
+    balance, or ``--strict-values`` finds values Neo4j cannot hold as they are."""
 
     exit_code = 5
 
@@ -91,3 +118,11 @@ class CheckFailed(Bulk360Error):
     """``bulk360 check`` found at least one thing wrong (each is listed above the error)."""
 
     exit_code = 6
+
+
+class Interrupted(BaseException):
+    """Raised by the CLI's SIGINT and SIGTERM handlers (``args[0]`` names the signal).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it; its own
+    class, so that the CLI framework does not turn it into a silent exit.
+    """

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import select
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import polars as pl
 import psycopg
 from psycopg import IsolationLevel, pq, sql
 
-from bulk360.errors import SourceError
+from bulk360.errors import IntegrityError, SourceError, TargetError
 from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
 from bulk360.types import SESSION_SETTINGS
@@ -61,6 +62,8 @@ class ExtractResult:
     sha256: str
     keys: pl.DataFrame | None
     """The columns the joins and id checks need, parsed while reading (None: none needed)."""
+    values: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Column → kind → how many values Neo4j cannot hold as they are (see bulk360.types)."""
 
 
 class _Cancelled(Exception):
@@ -222,11 +225,7 @@ class Extractor:
         try:
             with self._connect(table.source) as conn, conn.cursor() as cur:
                 cur.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                null_keys = 0
-                count_sql = table.null_key_count_sql()
-                if count_sql is not None:
-                    row = cur.execute(count_sql).fetchone()
-                    null_keys = int(row[0]) if row else 0
+                null_keys, values = _audit(cur, table)
                 written = 0
                 sink = BlockSink(path, table.headers(), self._needed.get(table.name, []), pool)
 
@@ -246,8 +245,18 @@ class Extractor:
             first_line = next(iter(str(exc).splitlines()), "")
             detail = exc.diag.message_primary or first_line or type(exc).__name__
             raise SourceError(f"{where}: reading failed: {detail}") from None
+        except OSError as exc:
+            raise TargetError(
+                f"{where}: writing {path} failed: {exc.strerror or exc}; "
+                f"free space in the import folder: {_free(path)}"
+            ) from None
+        if keys is not None and keys.height != rows:
+            raise IntegrityError(
+                f"{where}: PostgreSQL sent {rows:,} rows but {keys.height:,} were parsed; "
+                "the file would not hold what was read"
+            )
         seconds = time.perf_counter() - started
-        return ExtractResult(table, path, rows, null_keys, written, seconds, digest, keys)
+        return ExtractResult(table, path, rows, null_keys, written, seconds, digest, keys, values)
 
     def run(self) -> list[ExtractResult]:
         """Read all tables, biggest first; the first failure stops the others."""
@@ -258,7 +267,13 @@ class Extractor:
             ThreadPoolExecutor(self._workers) as pool,
         ):
             futures = [pool.submit(self._read, t, snapshots[t.source], sinks) for t in tables]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:  # interrupted: the readers stop at their next block
+                self._failed.set()
+                for future in futures:
+                    future.cancel()
+                raise
             if any(f.exception() for f in done):
                 self._failed.set()
                 for future in futures:
@@ -274,3 +289,30 @@ class Extractor:
             if errors:
                 raise errors[0]  # type: ignore[misc]
             return [f.result() for f in futures]
+
+
+def _audit(cur: psycopg.Cursor[Any], table: TablePlan) -> tuple[int, dict[str, dict[str, int]]]:
+    """Rows with a NULL key, and per column the values Neo4j cannot hold as they are."""
+    audit = table.audit_sql()
+    if audit is None:
+        return 0, {}
+    query, names = audit
+    row = cur.execute(query).fetchone()
+    assert row is not None
+    null_keys = 0
+    values: dict[str, dict[str, int]] = {}
+    for (column, kind), count in zip(names, row, strict=True):
+        if kind == "null_key":
+            null_keys = int(count)
+        elif count:
+            values.setdefault(column, {})[kind] = int(count)
+    return null_keys, values
+
+
+def _free(path: Path) -> str:
+    """Free space on the file system of ``path``'s folder, for a message."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return "unknown"
+    return f"{free / 2**20:,.1f} MiB"

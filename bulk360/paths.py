@@ -1,27 +1,41 @@
 """Every path in the import folder, declared in one place.
 
 A run writes into a hidden work folder and renames it when it is complete, so a folder that
-looks finished always is::
+looks finished always is. A folder is named by the run id and the first 8 hex digits of the
+run's uid (``etl_run_logs.run_uid``), so two control databases sharing one import folder, or a
+control database created again, never write into each other's folders::
 
     import/
-      .run-42.partial/            while run 42 writes (removed if it fails)
-      run-42/                     after the rename
-        manifest.json             files, row counts, rejected counts, checksums
+      .run-42-3f9a1c2e.partial/   while run 42 writes (removed if it fails)
+      run-42-3f9a1c2e/            after the rename
+        manifest.json             control database, files, row counts, ledger, checksums
         nodes/<Label>.csv         header line + one row per node
         relationships/<TYPE>.<mapping id>.csv
         neo4j-admin.report        bad entries reported by neo4j-admin (admin mode)
         neo4j-admin.log           what neo4j-admin printed (admin mode)
-      current -> run-42           the newest complete run
+        failure.json              why the run failed, when the control database could not say it
+      current -> run-42-3f9a1c2e  the newest published run (of any control database)
+
+Pruning keeps the newest runs of the control database that publishes (its manifests name it) and
+never removes the folder being published, the one ``current`` points at, or any it is asked to
+keep (the run that built the graph).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunPaths"]
+__all__ = ["FAILURE_FILE", "MANIFEST_FILE", "RunPaths", "published_runs"]
+
+MANIFEST_FILE = "manifest.json"
+FAILURE_FILE = "failure.json"
+_RUN_FOLDER = re.compile(r"^run-(?P<run_id>\d+)-(?P<token>[0-9a-f]{8})$")
 
 
 @dataclass(frozen=True)
@@ -30,14 +44,28 @@ class RunPaths:
 
     import_dir: Path
     run_id: int
+    token: str
+    """The first 8 hex digits of the run's uid."""
+
+    @classmethod
+    def of_folder(cls, folder: Path) -> RunPaths | None:
+        """The paths of a published run folder, or None if ``folder`` is not one."""
+        match = _RUN_FOLDER.match(folder.name)
+        if match is None:
+            return None
+        return cls(folder.parent, int(match["run_id"]), match["token"])
+
+    @property
+    def name(self) -> str:
+        return f"run-{self.run_id}-{self.token}"
 
     @property
     def work_dir(self) -> Path:
-        return self.import_dir / f".run-{self.run_id}.partial"
+        return self.import_dir / f".{self.name}.partial"
 
     @property
     def final_dir(self) -> Path:
-        return self.import_dir / f"run-{self.run_id}"
+        return self.import_dir / self.name
 
     @property
     def current_link(self) -> Path:
@@ -55,7 +83,11 @@ class RunPaths:
 
     @property
     def manifest(self) -> Path:
-        return self.work_dir / "manifest.json"
+        return self.work_dir / MANIFEST_FILE
+
+    @property
+    def published_manifest(self) -> Path:
+        return self.final_dir / MANIFEST_FILE
 
     @property
     def admin_report(self) -> Path:
@@ -65,12 +97,16 @@ class RunPaths:
     def admin_log(self) -> Path:
         return self.final_dir / "neo4j-admin.log"
 
+    def failure_file(self, published: bool) -> Path:
+        """Where a failure goes when the control database cannot record it."""
+        return (self.final_dir if published else self.work_dir) / FAILURE_FILE
+
     def published(self, path: Path) -> Path:
         """Where a file of the work folder lives after the rename."""
         return self.final_dir / path.relative_to(self.work_dir)
 
     def create(self) -> None:
-        """Create an empty work folder (a leftover of a crashed run with this id is removed)."""
+        """Create an empty work folder."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
         for sub in ("nodes", "relationships", "tables"):
             (self.work_dir / sub).mkdir(parents=True)
@@ -79,17 +115,44 @@ class RunPaths:
         """Remove the work folder of a failed run."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def publish(self, keep: int = 2) -> None:
-        """Rename the work folder, point ``current`` at it, keep the newest ``keep`` runs."""
+    def publish(self, instance: str, keep: int = 2, protect: Iterable[Path] = ()) -> None:
+        """Rename the work folder, point ``current`` at it, prune this control database's runs.
+
+        The newest ``keep`` published runs of control database ``instance`` stay, and so do this
+        run's folder, ``current``'s target and every folder in ``protect``.
+        """
         shutil.rmtree(self.work_dir / "tables", ignore_errors=True)
         os.replace(self.work_dir, self.final_dir)
-        temporary = self.import_dir / f".current-{self.run_id}"
+        self.point_current()
+        kept = {self.final_dir.resolve(), *(Path(p).resolve() for p in protect)}
+        if self.current_link.exists():
+            kept.add(self.current_link.resolve())
+        mine = [p for p in published_runs(self.import_dir) if _instance_of(p) == instance]
+        mine.sort(key=lambda p: RunPaths.of_folder(p).run_id)  # type: ignore[union-attr]
+        for old in mine[:-keep] if keep > 0 else mine:
+            if old.resolve() not in kept:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def point_current(self) -> None:
+        """Point ``current`` at this run's folder (atomically: a new link renamed over it)."""
+        temporary = self.import_dir / f".current-{self.name}"
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(self.final_dir.name)
         os.replace(temporary, self.current_link)
-        runs = sorted(
-            (p for p in self.import_dir.glob("run-*") if p.name[4:].isdigit()),
-            key=lambda p: int(p.name[4:]),
-        )
-        for old in runs[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+
+
+def published_runs(import_dir: Path) -> list[Path]:
+    """The published run folders in ``import_dir``, of every control database."""
+    if not import_dir.is_dir():
+        return []
+    return [p for p in import_dir.iterdir() if p.is_dir() and RunPaths.of_folder(p) is not None]
+
+
+def _instance_of(folder: Path) -> str | None:
+    """The control database a published run folder belongs to, from its manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    control = manifest.get("control") or {}
+    return control.get("instance") if isinstance(control, dict) else None

@@ -1,12 +1,20 @@
 """The one place that decides the order of the stages of a run.
 
-STEP 1  start the run row in etl_run_logs
-STEP 2  validate the control rows against the live catalogs (and the target, in admin mode)
-STEP 3  extract: parallel COPY readers, one snapshot per source
-STEP 4  transform: node id checks and relationship joins (Polars)
+STEP 1  start the run row in etl_run_logs (runs found dead are marked failed first)
+STEP 2  validate the control rows against the live catalogs (and the target), schema-drift gate
+STEP 3  extract: parallel COPY readers, one snapshot per source, values audited
+STEP 4  transform: node id checks and relationship joins (Polars), each mapping's ledger
 STEP 5  write the manifest and publish the import folder
-STEP 6  load: neo4j-admin database import full (admin mode), or UNWIND batches (bolt mode)
-STEP 7  record per-table results and finish the run row
+STEP 6  load: neo4j-admin into a staging store (admin mode), or UNWIND batches (bolt mode)
+STEP 7  swap the staging store in for the target database (admin mode)
+STEP 8  record: a ledger row per label and mapping in etl_table_logs; finish the run row
+
+The manifest is the only input of steps 6 to 8, so a failed run whose folder was published can
+be resumed (``--resume``): its manifest and checksums are verified again instead of steps 2-5,
+and only the load and the records are repeated. A run that failed before publishing is started
+again from step 2. Every label and mapping must balance its ledger (read = written + rejected +
+duplicates + orphaned - fan-out) or the run fails; values Neo4j cannot hold as they are are
+counted and named (``--strict-values`` fails instead).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +33,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bulk360.catalog import CatalogTable, read_catalog
-from bulk360.control import ControlConfig, RunLog, load_config
-from bulk360.errors import Bulk360Error, IntegrityError, ValidationFailed
+from bulk360.control import ControlConfig, RunLog, find_run, graph_run, load_config
+from bulk360.errors import (
+    Bulk360Error,
+    ConfigError,
+    IntegrityError,
+    Interrupted,
+    SchemaDrift,
+    TargetError,
+    ValidationFailed,
+    one_line,
+)
 from bulk360.extract import Extractor, ExtractResult
-from bulk360.load.admin import AdminImport, AdminLoader
+from bulk360.load.admin import AdminImport, AdminLoader, ImportRequest
 from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
 from bulk360.paths import RunPaths
 from bulk360.plan import Plan, RelationshipPlan, TablePlan, build_plan
@@ -39,10 +57,20 @@ from bulk360.transform import (
     check_nodes,
     needed_columns,
 )
+from bulk360.types import VALUE_CHANGES
 
-__all__ = ["MODES", "Reporter", "RunOptions", "RunSummary", "prepare_plan", "run"]
+__all__ = [
+    "MODES",
+    "Reporter",
+    "RunOptions",
+    "RunSummary",
+    "prepare_plan",
+    "run",
+    "value_changes",
+]
 
 MODES = ("admin", "bolt", "csv")
+MANIFEST_FORMAT = 2
 
 
 class Reporter(Protocol):
@@ -50,6 +78,9 @@ class Reporter(Protocol):
 
     def step(self, number: int, total: int, title: str) -> None:
         """A step begins."""
+
+    def note(self, text: str) -> None:
+        """Something the user should know about the step under way."""
 
     def bytes_progress(self, tables: list[TablePlan]) -> Any:
         """A context manager yielding ``advance(table, nbytes)`` for the readers."""
@@ -62,6 +93,9 @@ class SilentReporter:
     """A reporter that says nothing (library use and tests)."""
 
     def step(self, number: int, total: int, title: str) -> None:
+        return None
+
+    def note(self, text: str) -> None:
         return None
 
     @contextmanager
@@ -87,13 +121,34 @@ class RunOptions:
     tolerance: int = 0
     """Bad entries neo4j-admin may report beyond the rows bulk360 already rejected."""
     keep_runs: int = 2
-    """Complete run folders kept in the import folder."""
+    """Complete run folders of this control database kept in the import folder."""
     batch_size: int = 5_000
     """Rows per UNWIND transaction (bolt mode)."""
     clear: bool = False
     """Delete every node and relationship of the target database first (bolt mode)."""
     retry_seconds: float = 30.0
     """How long the driver retries a failing transaction before the run fails (bolt mode)."""
+    resume: bool = False
+    """Resume a failed run: its own mode and options, its published folder if it has one."""
+    resume_run: int | None = None
+    """The run to resume (None: the newest failed run)."""
+    accept_schema_changes: bool = False
+    """Let a run through although a mapped table changed since the last succeeded run."""
+    strict_values: bool = False
+    """Fail, before anything is published, if any value cannot be stored as it is."""
+
+    def recorded(self, settings: Settings) -> dict[str, Any]:
+        """The options as the run row keeps them (what a resumed run repeats)."""
+        values: dict[str, Any] = {
+            "workers": self.workers,
+            "overwrite": self.overwrite,
+            "tolerance": self.tolerance,
+            "strict_values": self.strict_values,
+            "neo4j_database": settings.neo4j_database,
+        }
+        if self.mode == "bolt":
+            values |= {"batch_size": self.batch_size, "clear": self.clear}
+        return values
 
 
 @dataclass
@@ -113,6 +168,13 @@ class RunSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
     admin: AdminImport | None = None
     bolt: BoltLoad | None = None
+    resumed_from: int | None = None
+    values_changed: list[str] = field(default_factory=list)
+    """One line per column whose values Neo4j could not hold as they are, and what happened."""
+    schema_changes: list[str] = field(default_factory=list)
+    """Schema changes let through by --accept-schema-changes."""
+    ledger_balanced: bool | None = None
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready values (paths as text)."""
@@ -141,6 +203,20 @@ def prepare_plan(settings: Settings) -> Plan:
     return build_plan(config, catalogs, problems)
 
 
+def value_changes(manifest: dict[str, Any], mode: str) -> list[tuple[str, str]]:
+    """(column, line) per column of the manifest and kind of value that changes in ``mode``."""
+    lines = []
+    for entry in [*manifest["nodes"], *manifest.get("tables", [])]:
+        for column, counts in sorted(entry.get("values", {}).items()):
+            for kind, count in sorted(counts.items()):
+                if kind == "empty_arrays" and mode == "bolt":
+                    continue  # Bolt writes them as empty arrays
+                where = f"{entry['source']}.{entry['table']}.{column}"
+                plural = "s" if count != 1 else ""
+                lines.append((where, f"{count:,} value{plural} of {where} {VALUE_CHANGES[kind]}"))
+    return lines
+
+
 def _sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -151,36 +227,89 @@ def _has_text(headers: list[str]) -> bool:
     return any(h.endswith((":string", ":string[]")) for h in headers)
 
 
+def _steps(mode: str, reuse: bool) -> list[str]:
+    steps = ["start", *(["verify"] if reuse else ["validate", "extract", "transform", "write"])]
+    steps += {"admin": ["load", "swap"], "bolt": ["load"]}.get(mode, [])
+    return [*steps, "record"]
+
+
+def _resume_options(options: RunOptions, original: dict[str, Any]) -> RunOptions:
+    """The failed run's own mode and options; workers, batch size and retries may be new."""
+    recorded = original["options"] or {}
+    return dataclasses.replace(
+        options,
+        mode=original["mode"],
+        overwrite=bool(recorded.get("overwrite", options.overwrite)),
+        tolerance=int(recorded.get("tolerance", options.tolerance)),
+        clear=bool(recorded.get("clear", False)),
+        strict_values=bool(recorded.get("strict_values", options.strict_values)),
+    )
+
+
+@dataclass(frozen=True)
+class _Resumed:
+    """The failed run a run resumes, and whether its published folder is reused."""
+
+    row: dict[str, Any]
+    paths: RunPaths | None
+
+
+def _find_resumable(settings: Settings, options: RunOptions) -> _Resumed:
+    row = find_run(settings, options.resume_run, "failed")
+    run_id = row["run_id"]
+    if row["status"] != "failed":
+        raise ConfigError(f"run {run_id} is {row['status']}; only a failed run can be resumed")
+    newer = graph_run(settings, after=run_id)
+    if newer is not None:
+        raise ConfigError(
+            f"run {newer['run_id']} succeeded after run {run_id}; resuming run {run_id} would "
+            "load older data over it: start a new run instead"
+        )
+    folder = Path(row["import_dir"]) if row["import_dir"] else None
+    paths = RunPaths.of_folder(folder) if folder else None
+    published = bool(row["published_at"]) and paths is not None and paths.final_dir.is_dir()
+    if paths is not None and not published:
+        paths.discard()  # a partial folder left by the failed run
+    return _Resumed(row, paths if published else None)
+
+
 class _Run:
     """State of one run while its steps execute."""
 
-    def __init__(self, settings: Settings, options: RunOptions, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        options: RunOptions,
+        reporter: Reporter,
+        resumed: _Resumed | None,
+    ) -> None:
         from bulk360 import __version__
 
         self.settings = settings
         self.options = options
         self.reporter = reporter
-        self.total_steps = 6 if options.mode == "csv" else 7
-        self.log = RunLog(
-            settings,
-            options.mode,
-            {
-                "workers": options.workers,
-                "overwrite": options.overwrite,
-                "tolerance": options.tolerance,
-                **(
-                    {"batch_size": options.batch_size, "clear": options.clear}
-                    if options.mode == "bolt"
-                    else {}
-                ),
-            },
-            __version__,
-        )
-        # STEP 1 is the run row itself, written just above.
+        self.resumed = resumed
+        self.steps = _steps(options.mode, resumed is not None and resumed.paths is not None)
+        resumed_from = resumed.row["run_id"] if resumed else None
+        recorded = options.recorded(settings) | ({"resumed_from": resumed_from} if resumed else {})
+        self.log = RunLog(settings, options.mode, recorded, __version__, resumed_from)
         self.step_number = 1
-        reporter.step(1, self.total_steps, f"start run {self.log.run_id} ({options.mode} mode)")
-        self.paths = RunPaths(settings.import_dir, self.log.run_id)
-        self.summary = RunSummary(run_id=self.log.run_id, mode=options.mode)
+        title = f"start run {self.log.run_id} ({options.mode} mode)"
+        if resumed_from is not None:
+            title += f", resuming run {resumed_from}"
+        reporter.step(1, len(self.steps), title)
+        for run_id in self.log.reconciled:
+            reporter.note(f"run {run_id} had stopped without finishing: marked failed")
+        if resumed is not None and resumed.paths is not None:
+            self.paths = resumed.paths
+            # The folder stays published under this run too, so a failed resume resumes.
+            self.log.published(resumed.row["manifest_sha256"], resumed.row["published_at"])
+        else:
+            self.paths = RunPaths(settings.import_dir, self.log.run_id, self.log.token)
+        self.log.folder(self.paths.final_dir)
+        self.summary = RunSummary(
+            run_id=self.log.run_id, mode=options.mode, resumed_from=resumed_from
+        )
         self.loader = AdminLoader(settings)
         self.bolt = BoltLoader(
             settings.neo4j_uri,
@@ -192,21 +321,42 @@ class _Run:
         )
         self.file_of: dict[str, Path] = {}
         self.digests: dict[Path, str] = {}
+        self.published = resumed is not None and resumed.paths is not None
+        self.manifest: dict[str, Any] | None = None
+        self.manifest_sha = ""
 
     @contextmanager
     def step(self, key: str, title: str) -> Iterator[None]:
         self.step_number += 1
-        self.reporter.step(self.step_number, self.total_steps, title)
+        self.reporter.step(self.step_number, len(self.steps), title)
         started = time.perf_counter()
         yield
         self.summary.step_seconds[key] = round(time.perf_counter() - started, 3)
 
+    def note(self, text: str) -> None:
+        self.summary.notes.append(text)
+        self.reporter.note(text)
+
     def path_of(self, table: TablePlan) -> Path:
         return self.file_of[table.name]
 
+    # ---- steps 2-5 -----------------------------------------------------------------------
+
     def validate(self) -> Plan:
         plan = prepare_plan(self.settings)
+        for change in plan.schema_changes:
+            if not change.blocking:
+                self.note(change.text)
+        blocking = [change.text for change in plan.blocking_changes]
+        if blocking and not self.options.accept_schema_changes:
+            raise SchemaDrift(blocking)
+        for text in blocking:
+            self.note(f"accepted: {text}")
+        self.summary.schema_changes = blocking
         if self.options.mode == "admin":
+            recovered = self.loader.recover()
+            if recovered:
+                self.note(recovered)
             problems = self.loader.preflight(self.options.overwrite)
             if problems:
                 raise ValidationFailed(problems)
@@ -260,33 +410,43 @@ class _Run:
                 self.digests[result.path] = digest
         return checks, relationships
 
-    def manifest(
+    def build_manifest(
         self,
         extracted: list[ExtractResult],
         checks: dict[str, NodeCheck],
         relationships: list[RelationshipResult],
     ) -> dict[str, Any]:
-        node_files = [r for r in extracted if r.table.label]
+        """What the folder holds, each file's checksum, and every count the ledger needs."""
         digests = self.digests
         work = self.paths.work_dir
         nodes: list[dict[str, Any]] = []
-        for result in node_files:
+        tables: list[dict[str, Any]] = []
+        for result in extracted:
             table = result.table
+            common = {
+                "source": table.source,
+                "table": f"{table.schema}.{table.table}",
+                "rows_read": result.rows + result.rows_null_key,
+                "bytes": result.bytes,
+                "seconds": round(result.seconds, 3),
+                "values": result.values,
+            }
+            if not table.label:
+                tables.append(common)
+                continue
             duplicates = checks[table.name].duplicates
             nodes.append(
                 {
                     "label": table.label,
-                    "source": table.source,
-                    "table": f"{table.schema}.{table.table}",
+                    **common,
                     "file": str(result.path.relative_to(work)),
                     "headers": table.headers(),
+                    "keys": list(table.key_columns),
                     # How many, not which: an excluded column is named nowhere outside the control rows.
                     "excluded_columns": len(table.excluded),
-                    "rows_read": result.rows + result.rows_null_key,
                     "rejected_null_key": result.rows_null_key,
                     "rejected_duplicate_key": duplicates,
                     "nodes": result.rows - duplicates,
-                    "bytes": result.path.stat().st_size,
                     "sha256": digests[result.path],
                     "multiline": _has_text(table.headers()),
                 }
@@ -308,17 +468,28 @@ class _Run:
                     "headers": headers,
                     "relationships": rel.rows,
                     "orphans": rel.orphans,
+                    "ledger": {
+                        "driving": rel.driving,
+                        "read": rel.read,
+                        "rejected": rel.rejected,
+                        "orphaned": rel.orphaned,
+                        "matched": rel.matched,
+                    },
                     "bytes": rel.path.stat().st_size,
+                    "seconds": round(rel.seconds, 3),
                     "sha256": digests[rel.path],
                     "multiline": _has_text(headers),
                 }
             )
         return {
+            "format": MANIFEST_FORMAT,
             "run_id": self.log.run_id,
+            "control": {"instance": self.log.instance, "database": self.settings.etl_db_name},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": self.options.mode,
             "neo4j_database": self.settings.neo4j_database,
             "nodes": nodes,
+            "tables": tables,
             "relationships": rels,
             "totals": {
                 "nodes": sum(n["nodes"] for n in nodes),
@@ -329,116 +500,296 @@ class _Run:
             },
         }
 
-    def record(
-        self,
-        extracted: list[ExtractResult],
-        checks: dict[str, NodeCheck],
-        relationships: list[RelationshipResult],
-        loaded: BoltLoad | None = None,
-    ) -> None:
-        """One etl_table_logs row per table and mapping; ``loaded`` holds what Bolt wrote."""
+    def check_values(self, manifest: dict[str, Any]) -> None:
+        """Name every value that changes; with ``--strict-values``, fail instead."""
+        found = value_changes(manifest, self.options.mode)
+        changes = [line for _, line in found]
+        self.summary.values_changed = changes
+        if changes and self.options.strict_values:
+            columns = len({column for column, _ in found})
+            raise IntegrityError(
+                f"--strict-values: {columns} column{'s' if columns != 1 else ''} hold values "
+                "Neo4j cannot store as they are; nothing was loaded: " + "; ".join(changes)
+            )
+        for line in changes:
+            self.note(line)
+
+    def publish(self, plan: Plan, manifest: dict[str, Any]) -> None:
+        self.paths.manifest.write_text(json.dumps(manifest, indent=2))
+        self.manifest_sha = _sha256(self.paths.manifest)
+        protect = []
+        built = graph_run(self.settings)
+        if built is not None and built["import_dir"]:
+            protect.append(Path(built["import_dir"]))  # the graph's own folder
+        self.paths.publish(self.log.instance, keep=self.options.keep_runs, protect=protect)
+        self.published = True
+        self.log.published(self.manifest_sha)
+        self.log.schema(plan.schema_columns())
+
+    # ---- resume ------------------------------------------------------------------------
+
+    def verify_published(self, resumed: _Resumed) -> dict[str, Any]:
+        """The resumed run's manifest, after its checksum and every file's are verified."""
+        paths = resumed.paths
+        assert paths is not None
+        run_id = resumed.row["run_id"]
+        manifest_path = paths.published_manifest
+        try:
+            sha = _sha256(manifest_path)
+            manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(
+                f"run {run_id}'s manifest cannot be read ({one_line(exc)}); start a new run"
+            ) from None
+        if sha != resumed.row["manifest_sha256"]:
+            raise IntegrityError(
+                f"run {run_id}'s manifest {manifest_path} changed since it was published; "
+                "start a new run"
+            )
+        if (manifest.get("control") or {}).get("instance") != self.log.instance:
+            raise IntegrityError(
+                f"{paths.final_dir} belongs to another control database; start a new run"
+            )
+        for entry in [*manifest["nodes"], *manifest["relationships"]]:
+            path = paths.final_dir / entry["file"]
+            if not path.is_file() or _sha256(path) != entry["sha256"]:
+                raise IntegrityError(
+                    f"run {run_id}'s file {path} is missing or differs from its manifest "
+                    "(SHA-256); start a new run"
+                )
+        files = len(manifest["nodes"]) + len(manifest["relationships"])
+        self.note(f"{paths.final_dir}: manifest and {files} files verified (SHA-256)")
+        self.manifest_sha = sha
+        (paths.final_dir / "failure.json").unlink(missing_ok=True)
+        self.log.copy_schema(run_id)
+        return manifest
+
+    # ---- step 8 ------------------------------------------------------------------------
+
+    def record(self, manifest: dict[str, Any], loaded: BoltLoad | None, failed: bool) -> None:
+        """A ledger row per table, label and mapping; raises if a ledger does not balance.
+
+        ``loaded`` is what Bolt wrote (None in admin and csv modes, where neo4j-admin's totals
+        or the files are checked against the manifest before this step).
+        """
         summary = self.summary
-        for result in extracted:
-            table = result.table
-            duplicates = checks[table.name].duplicates if table.label else 0
-            rejected = result.rows_null_key + duplicates
-            written = result.rows - duplicates if table.label else 0
-            status = "succeeded"
-            if loaded is not None and table.label:
-                status = "succeeded" if loaded.nodes.get(table.label) == written else "failed"
-                written = loaded.nodes.get(table.label, 0)
+        summary.nodes, summary.relationships = {}, {}
+        summary.rows_read = summary.rows_rejected = summary.rows_orphaned = 0
+        unbalanced: list[str] = []
+        for entry in manifest.get("tables", []):
             self.log.table(
-                object_kind="node" if table.label else "table",
-                source_name=table.source,
-                table_name=f"{table.schema}.{table.table}",
-                label=table.label,
-                status=status,
-                rows_processed=result.rows + result.rows_null_key,
+                object_kind="table",
+                source_name=entry["source"],
+                table_name=entry["table"],
+                status="failed" if failed else "succeeded",
+                rows_processed=entry["rows_read"],
+                bytes=entry["bytes"],
+                seconds=entry["seconds"],
+                details={"values": entry.get("values", {})},
+            )
+            summary.rows_read += entry["rows_read"]
+        for entry in manifest["nodes"]:
+            label = entry["label"]
+            read, expected = entry["rows_read"], entry["nodes"]
+            rejected, duplicate = entry["rejected_null_key"], entry["rejected_duplicate_key"]
+            written = expected if loaded is None else loaded.nodes.get(label, 0)
+            balanced = read == written + rejected + duplicate
+            if loaded is not None and label in loaded.graph_nodes:
+                in_graph = loaded.graph_nodes[label]
+                merged = label in loaded.merged_labels
+                balanced = balanced and (in_graph >= written if merged else in_graph == written)
+            if not balanced and not failed:
+                unbalanced.append(
+                    f":{label} read {read:,} ≠ written {written:,} + rejected {rejected:,} "
+                    f"+ duplicate keys {duplicate:,}"
+                    + (f" (graph holds {loaded.graph_nodes.get(label, 0):,})" if loaded else "")
+                )
+            self.log.table(
+                object_kind="node",
+                source_name=entry["source"],
+                table_name=entry["table"],
+                label=label,
+                status="succeeded" if written == expected and not failed else "failed",
+                rows_processed=read,
                 rows_written=written,
                 rows_rejected=rejected,
-                bytes=result.bytes,
-                seconds=round(result.seconds, 3),
+                rows_duplicate=duplicate,
+                bytes=entry["bytes"],
+                seconds=entry["seconds"],
+                ledger_balanced=balanced,
                 details={
-                    "rejected_null_key": result.rows_null_key,
-                    "rejected_duplicate_key": duplicates,
+                    "rejected_null_key": rejected,
+                    "rejected_duplicate_key": duplicate,
+                    "values": entry.get("values", {}),
                 },
             )
-            summary.rows_read += result.rows + result.rows_null_key
-            summary.rows_rejected += rejected
-            if table.label:
-                summary.nodes[table.label] = written
-            summary.bytes_written += result.bytes if table.label else 0
-        for rel in relationships:
-            written, status = rel.rows, "succeeded"
-            if loaded is not None:
-                written = loaded.relationships.get(rel.plan.name, 0)
-                status = "succeeded" if written == rel.rows else "failed"
+            summary.rows_read += read
+            summary.rows_rejected += rejected + duplicate
+            summary.nodes[label] = written
+            summary.bytes_written += entry["bytes"]
+
+        def relationships_written(entry: dict[str, Any]) -> int:
+            name = f"{entry['type']}.{entry['mapping_id']}"
+            return entry["relationships"] if loaded is None else loaded.relationships.get(name, 0)
+
+        # The graph holds every relationship a type was written: exactly so when the type was
+        # empty before the load (Bolt counts what it sent, the count store what exists).
+        lost_types: set[str] = set()
+        if loaded is not None and not failed:
+            written_by_type: dict[str, int] = {}
+            for entry in manifest["relationships"]:
+                kind = entry["type"]
+                written_by_type[kind] = written_by_type.get(kind, 0) + relationships_written(entry)
+            for kind, written in written_by_type.items():
+                in_graph = loaded.graph_relationships.get(kind, 0)
+                if in_graph < written or (kind in loaded.created_types and in_graph != written):
+                    lost_types.add(kind)
+                    unbalanced.append(
+                        f"[:{kind}] {written:,} written but the graph holds {in_graph:,}"
+                    )
+        for entry in manifest["relationships"]:
+            ledger = entry["ledger"]
+            expected = entry["relationships"]
+            written = relationships_written(entry)
+            fanout = expected - ledger["matched"]
+            balanced = (
+                ledger["read"] + fanout == expected + ledger["rejected"] + ledger["orphaned"]
+                and written == expected
+                and entry["type"] not in lost_types
+            )
+            if not balanced and entry["type"] not in lost_types and not failed:
+                unbalanced.append(
+                    f"{entry['type']} #{entry['mapping_id']} read {ledger['read']:,} + fan-out "
+                    f"{fanout:,} ≠ written {written:,} + rejected {ledger['rejected']:,} + "
+                    f"orphaned {ledger['orphaned']:,}"
+                )
             self.log.table(
                 object_kind="relationship",
-                label=f"{rel.plan.from_table.label}->{rel.plan.to_table.label}",
-                relationship_type=rel.plan.relationship_type,
-                mapping_id=rel.plan.mapping.mapping_id,
-                status=status,
-                rows_processed=rel.rows + rel.orphaned,
+                label=f"{entry['from_label']}->{entry['to_label']}",
+                relationship_type=entry["type"],
+                mapping_id=entry["mapping_id"],
+                status="succeeded" if written == expected and not failed else "failed",
+                rows_processed=ledger["read"],
                 rows_written=written,
-                rows_orphaned=rel.orphaned,
-                bytes=rel.path.stat().st_size if rel.path.exists() else 0,
-                seconds=round(rel.seconds, 3),
-                details={"orphans": rel.orphans},
+                rows_rejected=ledger["rejected"],
+                rows_orphaned=ledger["orphaned"],
+                rows_fanout=fanout,
+                bytes=entry["bytes"],
+                seconds=entry["seconds"],
+                ledger_balanced=balanced,
+                details={"orphans": entry["orphans"], "driving_side": ledger["driving"]},
             )
-            kind = rel.plan.relationship_type
+            kind = entry["type"]
             summary.relationships[kind] = summary.relationships.get(kind, 0) + written
-            summary.rows_orphaned += rel.orphaned
+            summary.rows_orphaned += ledger["orphaned"]
+        summary.ledger_balanced = not unbalanced
+        if unbalanced and not failed:
+            raise IntegrityError(
+                f"the ledger of run {self.log.run_id} does not balance: " + "; ".join(unbalanced)
+            )
 
 
 def run(settings: Settings, options: RunOptions, reporter: Reporter | None = None) -> RunSummary:
     """Run the pipeline once; raises a :class:`Bulk360Error` after logging the run as failed."""
     reporter = reporter or SilentReporter()
-    state = _Run(settings, options, reporter)
-    published = False
-    outputs: tuple[list[ExtractResult], dict[str, NodeCheck], list[RelationshipResult]] | None
-    outputs = None
+    resumed = _find_resumable(settings, options) if options.resume else None
+    if resumed is not None:
+        options = _resume_options(options, resumed.row)
+    state = _Run(settings, options, reporter, resumed)
+    loading = False
     try:
-        with state.step("validate", "validate the control rows against the live catalogs"):
-            plan = state.validate()
-        with state.step(
-            "extract", f"extract {len(plan.tables)} tables with {options.workers} COPY readers"
-        ):
-            extracted = state.extract(plan)
-        with state.step(
-            "transform", f"check node ids and join {len(plan.relationships)} relationship mappings"
-        ):
-            checks, relationships = state.transform(plan, extracted)
-        with state.step("write", "write the manifest and publish the import folder"):
-            manifest = state.manifest(extracted, checks, relationships)
-            state.paths.manifest.write_text(json.dumps(manifest, indent=2))
-            manifest_sha = _sha256(state.paths.manifest)
-            state.paths.publish(keep=options.keep_runs)
-            published = True
-            state.summary.import_dir = state.paths.final_dir
+        if resumed is not None and resumed.paths is not None:
+            with state.step("verify", f"verify run {resumed.row['run_id']}'s import folder"):
+                manifest = state.verify_published(resumed)
+                state.manifest = manifest
+                state.check_values(manifest)
+        else:
+            with state.step("validate", "validate the control rows against the live catalogs"):
+                plan = state.validate()
+            with (
+                state.step(
+                    "extract",
+                    f"extract {len(plan.tables)} tables with {options.workers} COPY readers",
+                ),
+                _import_folder_errors(state),
+            ):
+                extracted = state.extract(plan)
+            with (
+                state.step(
+                    "transform",
+                    f"check node ids and join {len(plan.relationships)} relationship mappings",
+                ),
+                _import_folder_errors(state),
+            ):
+                checks, relationships = state.transform(plan, extracted)
+            with (
+                state.step("write", "write the manifest and publish the import folder"),
+                _import_folder_errors(state),
+            ):
+                manifest = state.build_manifest(extracted, checks, relationships)
+                state.check_values(manifest)
+                state.publish(plan, manifest)
+                state.manifest = manifest
+        state.summary.import_dir = state.paths.final_dir
         if options.mode == "admin":
-            with state.step("load", "neo4j-admin database import full"):
+            with state.step("load", "neo4j-admin database import full into a staging store"):
                 state.summary.admin = _admin_import(state, manifest)
+            with state.step("swap", f"swap the import in as database '{settings.neo4j_database}'"):
+                replaced = state.loader.swap()
+                state.note(
+                    f"database '{settings.neo4j_database}' "
+                    + (
+                        "replaced (the previous store was kept until the swap completed)"
+                        if replaced
+                        else "created"
+                    )
+                )
         elif options.mode == "bolt":
-            outputs = (extracted, checks, relationships)
+            loading = True
             with state.step("load", f"write over Bolt in batches of {options.batch_size:,} rows"):
-                state.summary.bolt = _bolt_load(state, plan, manifest)
-        with state.step("record", "record the results"):
-            state.record(extracted, checks, relationships, state.summary.bolt)
+                state.summary.bolt = _bolt_load(state, manifest)
+        loading = False
+        with state.step("record", "record the results and balance the ledger"):
+            state.record(manifest, state.summary.bolt, failed=False)
             state.log.artifact(
                 "manifest",
-                str(state.paths.final_dir / "manifest.json"),
-                manifest_sha,
+                str(state.paths.published_manifest),
+                state.manifest_sha,
                 options.mode != "csv",
             )
             _finish(state, "succeeded")
     except Bulk360Error as exc:
-        _fail(state, published, outputs, str(exc))
+        unrecorded = _fail(state, loading, str(exc))
+        if unrecorded:
+            exc.args = (f"{exc}; {unrecorded}",)
+        raise
+    except (KeyboardInterrupt, Interrupted) as exc:
+        _fail(state, loading, f"interrupted ({exc.args[0] if exc.args else 'SIGINT'})")
         raise
     except BaseException as exc:
-        _fail(state, published, outputs, f"unexpected {type(exc).__name__}")
+        _fail(state, loading, f"unexpected {type(exc).__name__}: {one_line(exc)}")
         raise
+    finally:
+        state.log.close()
     return state.summary
+
+
+@contextmanager
+def _import_folder_errors(state: _Run) -> Iterator[None]:
+    """A file of the import folder that cannot be written (a full disk) is one line."""
+    try:
+        yield
+    except OSError as exc:
+        folder = state.settings.import_dir
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB"
+        except OSError:
+            free = "unknown"
+        where = f": {exc.filename}" if exc.filename else ""
+        raise TargetError(
+            f"writing the import folder failed{where}: {exc.strerror or exc}; free space in "
+            f"{folder}: {free}"
+        ) from None
 
 
 def _finish(state: _Run, status: str, error: str | None = None) -> None:
@@ -452,36 +803,53 @@ def _finish(state: _Run, status: str, error: str | None = None) -> None:
         rows_rejected=summary.rows_rejected,
         rows_orphaned=summary.rows_orphaned,
         bytes_written=summary.bytes_written,
-        import_dir=str(state.paths.final_dir),
+        ledger_balanced=summary.ledger_balanced,
+        accepted_schema_changes=summary.schema_changes or None,
     )
     summary.status = status
 
 
-def _fail(
-    state: _Run,
-    published: bool,
-    outputs: tuple[list[ExtractResult], dict[str, NodeCheck], list[RelationshipResult]] | None,
-    error: str,
-) -> None:
-    """Log the run as failed; a failed Bolt load also records what it wrote so far."""
-    if not published:
-        state.paths.discard()
-    if outputs is not None:
-        state.summary.bolt = state.bolt.load
-        state.record(*outputs, state.bolt.load)
-        _finish(state, "failed", error)
-        return
-    state.log.finish("failed", error=error)
+def _fail(state: _Run, loading: bool, error: str) -> str | None:
+    """Log the run as failed; a failed Bolt load also records what it wrote so far.
+
+    When the control database cannot take the record, the failure goes to ``failure.json`` in
+    the run's folder (the next run marks the run failed with that text), and the returned line
+    says so.
+    """
     state.summary.status = "failed"
-
-
-def _bolt_load(state: _Run, plan: Plan, manifest: dict[str, Any]) -> BoltLoad:
-    final = state.paths.final_dir
-    tables = {t.label: t for t in plan.tables if t.label}
-    nodes = {
-        n["label"]: NodeSpec(
-            n["label"], final / n["file"], n["headers"], tables[n["label"]].key_columns
+    if not state.published:
+        state.paths.discard()
+    try:
+        if loading and state.manifest is not None:
+            state.summary.bolt = state.bolt.load
+            state.record(state.manifest, state.bolt.load, failed=True)
+            _finish(state, "failed", error)
+        else:
+            state.log.finish("failed", error=error, ledger_balanced=state.summary.ledger_balanced)
+    except Bulk360Error as exc:
+        failure = state.paths.failure_file(state.published)
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(
+            json.dumps(
+                {
+                    "run_id": state.log.run_id,
+                    "error": error,
+                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "not_recorded_because": str(exc),
+                },
+                indent=2,
+            )
         )
+        unrecorded = f"the control database could not record this failure ({exc}); see {failure}"
+        state.note(unrecorded)
+        return unrecorded
+    return None
+
+
+def _bolt_load(state: _Run, manifest: dict[str, Any]) -> BoltLoad:
+    final = state.paths.final_dir
+    nodes = {
+        n["label"]: NodeSpec(n["label"], final / n["file"], n["headers"], n["keys"])
         for n in manifest["nodes"]
     }
     relationships = [
@@ -505,27 +873,32 @@ def _bolt_load(state: _Run, plan: Plan, manifest: dict[str, Any]) -> BoltLoad:
 
 
 def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:
+    """Import into the staging store; its totals must equal the manifest's before any swap."""
     final = state.paths.final_dir
-    multiline = [
-        final / e["file"]
-        for e in [*manifest["nodes"], *manifest["relationships"]]
-        if e["multiline"]
-    ]
+    if state.resumed is not None:
+        problems = state.loader.preflight(state.options.overwrite)
+        if problems:
+            raise ValidationFailed(problems)
+    entries = [*manifest["nodes"], *manifest["relationships"]]
+    state.loader.check_space(sum(e["bytes"] for e in entries))
     rejected_duplicates = sum(n["rejected_duplicate_key"] for n in manifest["nodes"])
-    result = state.loader.run(
-        nodes=[(n["label"], final / n["file"]) for n in manifest["nodes"]],
-        relationships=[(r["type"], final / r["file"]) for r in manifest["relationships"]],
-        multiline=multiline,
-        report_file=state.paths.admin_report,
-        log_file=state.paths.admin_log,
-        tolerance=state.options.tolerance + rejected_duplicates,
-        overwrite=state.options.overwrite,
+    result = state.loader.stage(
+        ImportRequest(
+            nodes=[(n["label"], final / n["file"]) for n in manifest["nodes"]],
+            relationships=[(r["type"], final / r["file"]) for r in manifest["relationships"]],
+            multiline=[final / e["file"] for e in entries if e["multiline"]],
+            report_file=state.paths.admin_report,
+            log_file=state.paths.admin_log,
+            tolerance=state.options.tolerance + rejected_duplicates,
+        )
     )
     expected_nodes = manifest["totals"]["nodes"]
     expected_rels = manifest["totals"]["relationships"]
     if (result.nodes, result.relationships) != (expected_nodes, expected_rels):
+        state.loader.discard_staging()
         raise IntegrityError(
             f"neo4j-admin imported {result.nodes} nodes and {result.relationships} relationships, "
-            f"the manifest has {expected_nodes} and {expected_rels}; see {result.report_file}"
+            f"the manifest has {expected_nodes} and {expected_rels}; see {result.report_file} "
+            "(the database was not replaced)"
         )
     return result

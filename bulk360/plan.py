@@ -24,9 +24,16 @@ from bulk360.joins import (
     parse_column,
     parse_join_condition,
 )
-from bulk360.types import join_family, property_type
+from bulk360.types import OVERRIDE_TYPES, ValueAudit, join_family, property_type
 
-__all__ = ["ColumnPlan", "Plan", "RelationshipPlan", "TablePlan", "build_plan"]
+__all__ = [
+    "ColumnPlan",
+    "Plan",
+    "RelationshipPlan",
+    "SchemaChange",
+    "TablePlan",
+    "build_plan",
+]
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -39,6 +46,8 @@ class ColumnPlan:
     pg_type: str
     neo4j_type: str
     select: sql.Composable
+    audits: tuple[ValueAudit, ...] = ()
+    """What the reader counts about values of this column that Neo4j cannot hold as they are."""
 
     @property
     def header(self) -> str:
@@ -60,6 +69,8 @@ class TablePlan:
     key_unique: bool
     key_not_null: bool
     size_bytes: int
+    catalog_columns: tuple[tuple[str, str], ...] = ()
+    """Every column of the table (excluded ones too) with its type: the schema a run records."""
 
     @property
     def name(self) -> str:
@@ -109,13 +120,27 @@ class TablePlan:
         """The reader's ``COPY (SELECT ...) TO STDOUT (FORMAT csv)``."""
         return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(self.select_sql())
 
-    def null_key_count_sql(self) -> sql.Composed | None:
-        """Counts the rows rejected for a NULL key; None when the key cannot be NULL."""
-        if not self.label or self.key_not_null:
+    def audit_sql(self) -> tuple[sql.Composed, list[tuple[str, str]]] | None:
+        """One scan counting what the file will not hold as it is; None when nothing can be.
+
+        Returns the query and, per result column, what it counts: ``("", "null_key")`` for rows
+        rejected for a NULL key, ``(column, kind)`` for a :class:`ValueAudit` of a column.
+        """
+        counts: list[sql.Composable] = []
+        names: list[tuple[str, str]] = []
+        if self.label and not self.key_not_null:
+            counts.append(sql.SQL("NOT ({})").format(self._key_not_null()))
+            names.append(("", "null_key"))
+        for column in self.columns:
+            for audit in column.audits:
+                counts.append(audit.predicate(column.name))
+                names.append((column.name, audit.kind))
+        if not counts:
             return None
-        return sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
-            self._relation(), self._key_not_null()
+        filters = sql.SQL(", ").join(
+            sql.SQL("count(*) FILTER (WHERE {})").format(c) for c in counts
         )
+        return sql.SQL("SELECT {} FROM {}").format(filters, self._relation()), names
 
 
 @dataclass(frozen=True)
@@ -149,15 +174,43 @@ class RelationshipPlan:
 
 
 @dataclass(frozen=True)
+class SchemaChange:
+    """A mapped table's column that changed since the newest succeeded run that read it."""
+
+    source: str
+    table: str
+    column: str
+    text: str
+    """One line naming source, table and column, and what to do."""
+    blocking: bool
+    """Whether it stops a run (a new column without a rule, a changed type)."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a run reads and builds, checked against the live catalogs."""
 
     sources: tuple[Source, ...]
     tables: tuple[TablePlan, ...]
     relationships: tuple[RelationshipPlan, ...]
+    schema_changes: tuple[SchemaChange, ...] = ()
 
     def source(self, name: str) -> Source:
         return next(s for s in self.sources if s.name == name)
+
+    @property
+    def blocking_changes(self) -> list[SchemaChange]:
+        """The schema changes that stop a run unless accepted."""
+        return [change for change in self.schema_changes if change.blocking]
+
+    def schema_columns(self) -> list[tuple[str, str, str, str, int]]:
+        """(source, table, column, type, position) of every node table: what a run records."""
+        return [
+            (t.source, t.table, name, type_text, position)
+            for t in self.tables
+            if t.label
+            for position, (name, type_text) in enumerate(t.catalog_columns, start=1)
+        ]
 
 
 class _Checker:
@@ -168,6 +221,8 @@ class _Checker:
         self.catalogs = catalogs
         self.problems: list[str] = []
         self.excluded: dict[tuple[str, str], dict[str, int]] = {}
+        self.changes: list[SchemaChange] = []
+        self.overrides = {(o.source, o.table, o.column): o for o in config.overrides}
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
@@ -193,6 +248,77 @@ class _Checker:
                 )
             self.excluded.setdefault((rule.source, rule.table), {})[rule.column] = rule.rule_id
 
+    def check_overrides(self) -> None:
+        for override in self.config.overrides:
+            where = str(override)
+            found = self.catalog_table(override.source, override.table, where)
+            if found is None:
+                continue
+            column = found.column(override.column)
+            if column is None:
+                self.problem(
+                    f"{where}: column '{override.column}' does not exist in "
+                    f"{override.source}.{override.table}"
+                )
+            elif override.neo4j_type not in OVERRIDE_TYPES:
+                self.problem(
+                    f"{where}: neo4j_type '{override.neo4j_type}' is not one of "
+                    + ", ".join(OVERRIDE_TYPES)
+                )
+            elif override.neo4j_type == "double" and not _holds_numbers(column):
+                self.problem(
+                    f"{where}: a {column.type_text or column.typname} column cannot be a double; "
+                    "double is for numeric, money and integer columns"
+                )
+
+    def check_drift(self, source: Source, found: CatalogTable, where: str) -> None:
+        """Columns new or changed since the newest succeeded run that read this table."""
+        baseline = self.config.baselines.get((source.name, found.name))
+        if baseline is None:
+            return  # mapped for the first time: mapping it is the decision
+        excluded = self.excluded.get((source.name, found.name), {})
+        kept = {
+            r.column for r in self.config.kept if (r.source, r.table) == (source.name, found.name)
+        }
+        since = f"since run {baseline.run_id}"
+        table = f"source '{source.name}', table {source.schema}.{found.name}"
+
+        def change(column: str, text: str, blocking: bool) -> None:
+            self.changes.append(SchemaChange(source.name, found.name, column, text, blocking))
+
+        for column in found.columns:
+            before = baseline.columns.get(column.name)
+            if before is None and column.name not in excluded and column.name not in kept:
+                rule = ", ".join(
+                    sql.Literal(v).as_string(None) for v in (source.name, found.name, column.name)
+                )
+                insert = (
+                    "INSERT INTO field_exclusion_rules"
+                    f" (source_name, table_name, column_name, is_excluded, reason) VALUES ({rule}"
+                )
+                change(
+                    column.name,
+                    f"{table}: new column '{column.name}' ({column.type_text}) {since} has no "
+                    f"rule; keep it: {insert}, false, 'reviewed'); or exclude it: {insert}, "
+                    "true, 'not for the graph');",
+                    True,
+                )
+            elif before is not None and before != column.type_text and column.name not in excluded:
+                change(
+                    column.name,
+                    f"{table}: column '{column.name}' changed type from {before} to "
+                    f"{column.type_text} {since}",
+                    True,
+                )
+        for name in baseline.columns:
+            if found.column(name) is None and name not in excluded:
+                change(
+                    name,
+                    f"{table}: column '{name}' was dropped {since}; its property is no "
+                    "longer written",
+                    False,
+                )
+
     def table_plan(
         self,
         source: Source,
@@ -213,9 +339,23 @@ class _Checker:
                     "property name; exclude it with a field_exclusion_rules row"
                 )
                 continue
-            kind = property_type(column.typname, column.category, column.element)
+            override = self.overrides.get((source.name, found.name, column.name))
+            kind = property_type(
+                column.typname,
+                column.category,
+                column.element,
+                column.precision,
+                column.scale,
+                override.neo4j_type if override else None,
+            )
             columns.append(
-                ColumnPlan(column.name, column.typname, kind.neo4j_type, kind.select(column.name))
+                ColumnPlan(
+                    column.name,
+                    column.typname,
+                    kind.neo4j_type,
+                    kind.select(column.name),
+                    kind.audits,
+                )
             )
         key_columns = [found.column(k) for k in keys]
         return TablePlan(
@@ -229,6 +369,7 @@ class _Checker:
             key_unique=bool(keys) and found.is_unique(keys),
             key_not_null=all(c is not None and c.not_null for c in key_columns),
             size_bytes=found.size_bytes,
+            catalog_columns=tuple((c.name, c.type_text) for c in found.columns),
         )
 
     def node_plan(self, mapping: NodeMapping) -> TablePlan | None:
@@ -256,6 +397,7 @@ class _Checker:
                 )
         source = self.config.source(mapping.source)
         assert source is not None
+        self.check_drift(source, found, where)
         return self.table_plan(source, found, mapping.label, tuple(keys), None, where)
 
     def relationship_plan(
@@ -372,9 +514,17 @@ class _Checker:
             (a_role, a_ref), (b_role, b_ref) = sorted(
                 [(sides[0], equality.left), (sides[1], equality.right)], key=lambda p: order[p[0]]
             )
-            pairs.setdefault((a_role, b_role), []).append(
-                (ends[a_role].header_of(a_ref.column), ends[b_role].header_of(b_ref.column))
-            )
+            a_header = ends[a_role].header_of(a_ref.column)
+            b_header = ends[b_role].header_of(b_ref.column)
+            if a_header.split(":")[-1] != b_header.split(":")[-1]:
+                # Same PostgreSQL family, but a type override or a numeric's declared
+                # precision gives the two sides different Neo4j types.
+                self.problem(
+                    f"{where}: '{equality}' joins {a_header} with {b_header}; join keys must "
+                    "become the same Neo4j type (see column_type_overrides)"
+                )
+                continue
+            pairs.setdefault((a_role, b_role), []).append((a_header, b_header))
         props: list[tuple[str, str]] = []
         for ref in properties:
             if column(ref) is not None:
@@ -431,6 +581,14 @@ class _Checker:
         return fits
 
 
+def _holds_numbers(column: CatalogColumn) -> bool:
+    """Whether a column can be written as a double (a scalar numeric, money or integer)."""
+    if column.category == "A":
+        return False
+    family = join_family(column.typname, column.category)
+    return column.typname in {"numeric", "money"} or family == "integer"
+
+
 def build_plan(
     config: ControlConfig,
     catalogs: Mapping[str, Mapping[str, CatalogTable]],
@@ -446,6 +604,7 @@ def build_plan(
     if not config.nodes:
         checker.problem("node_label_mappings has no active row for an active source")
     checker.check_exclusions()
+    checker.check_overrides()
     nodes: dict[str, TablePlan] = {}
     for mapping in config.nodes:
         if mapping.label in nodes:
@@ -467,4 +626,5 @@ def build_plan(
         sources=tuple(s for s in config.sources if s.name in used),
         tables=tuple(tables),
         relationships=tuple(r for r in relationships if r is not None),
+        schema_changes=tuple(checker.changes),
     )

@@ -77,7 +77,14 @@ def needed_columns(plan: Plan) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class RelationshipResult:
-    """The file of one relationship mapping and what its join found."""
+    """The file of one relationship mapping, what its join found, and its ledger.
+
+    The ledger counts the rows of the mapping's driving side (the link table, or the side whose
+    keys refer to the other): ``read = matched + rejected + orphaned``, where rejected rows have
+    a NULL join key (they refer to nothing) and orphaned ones match nothing; each matched row
+    gives one relationship, or more when its key matches several rows (``fanout`` counts those
+    extra relationships), so ``read + fanout = rows + rejected + orphaned``.
+    """
 
     plan: RelationshipPlan
     path: Path
@@ -85,10 +92,19 @@ class RelationshipResult:
     orphans: dict[str, int] = field(default_factory=dict)
     """Rows per side ('from', 'to', 'link') whose keys matched nothing."""
     seconds: float = 0.0
+    driving: str = "from"
+    read: int = 0
+    rejected: int = 0
+    orphaned: int = 0
+    matched: int = 0
 
     @property
-    def orphaned(self) -> int:
-        return sum(self.orphans.values())
+    def fanout(self) -> int:
+        return self.rows - self.matched
+
+    @property
+    def balanced(self) -> bool:
+        return self.read == self.matched + self.rejected + self.orphaned
 
 
 def _side(
@@ -108,13 +124,8 @@ def _side(
     return side.select([pl.col(c).alias(f"{role}|{c}") for c in unique])
 
 
-def _unmatched(
-    side: pl.LazyFrame, keys: list[str], other: pl.LazyFrame, other_keys: list[str]
-) -> int:
-    # A NULL key refers to nothing (a top-level category's parent): it is not an orphan.
-    referring = side.drop_nulls(keys)
-    frame = referring.join(other, left_on=keys, right_on=other_keys, how="anti").select(pl.len())
-    return int(frame.collect().item())
+def _count(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.select(pl.len().cast(pl.Int64))
 
 
 def _is_unique(side: pl.LazyFrame, keys: list[str]) -> bool:
@@ -123,6 +134,11 @@ def _is_unique(side: pl.LazyFrame, keys: list[str]) -> bool:
     counts = frame.select(total=pl.len(), distinct=key.n_unique())
     row = counts.collect().row(0)
     return bool(row[0] == row[1])
+
+
+def _counts(frames: list[pl.LazyFrame]) -> list[int]:
+    """Row counts of several lazy frames, collected together (common parts computed once)."""
+    return [int(f.item()) for f in pl.collect_all([_count(f) for f in frames])]
 
 
 def build_relationship(
@@ -153,13 +169,32 @@ def build_relationship(
     if plan.link_table is None:
         left, right = keys("from", plan.from_to_keys, 0), keys("to", plan.from_to_keys, 1)
         joined = source.join(target, left_on=left, right_on=right, how="inner")
-        # The side whose keys repeat refers to the other: its unmatched rows are the orphans.
+        # The side whose keys repeat refers to the other: it drives the mapping, and its
+        # unmatched rows are the orphans (both sides' when neither or both are unique).
         from_unique, to_unique = _is_unique(source, left), _is_unique(target, right)
-        if not (from_unique and not to_unique):
-            orphans["from"] = _unmatched(source, left, target, right)
-        if not (to_unique and not from_unique):
-            orphans["to"] = _unmatched(target, right, source, left)
+        driving = "to" if from_unique and not to_unique else "from"
+        sides = {"from": (source, left, target, right), "to": (target, right, source, left)}
+        counted = [r for r in ("from", "to") if r == driving or from_unique == to_unique]
+        queries: list[pl.LazyFrame] = []
+        for role in counted:
+            side, side_keys, other, other_keys = sides[role]
+            queries.append(
+                side.drop_nulls(side_keys).join(
+                    other, left_on=side_keys, right_on=other_keys, how="anti"
+                )
+            )
+        side, side_keys, other, other_keys = sides[driving]
+        referring = side.drop_nulls(side_keys)
+        queries += [
+            side,
+            referring,
+            referring.join(other, left_on=side_keys, right_on=other_keys, how="semi"),
+        ]
+        *unmatched, read, non_null, matched = _counts(queries)
+        orphans = dict(zip(counted, unmatched, strict=True))
+        orphaned = orphans[driving]
     else:
+        driving = "link"
         link_cols = [k for _, k in plan.from_link_keys] + [k for k, _ in plan.link_to_keys]
         link = _side(frames[plan.link_table.name], "link", [*link_cols, *props["link"]], plan)
         from_keys, link_from = (
@@ -168,16 +203,33 @@ def build_relationship(
         )
         link_to, to_keys = keys("link", plan.link_to_keys, 0), keys("to", plan.link_to_keys, 1)
         extra_from, extra_to = keys("from", plan.from_to_keys, 0), keys("to", plan.from_to_keys, 1)
-        joined = source.join(link, left_on=from_keys, right_on=link_from, how="inner").join(
+        referring = link.drop_nulls([*link_from, *link_to])
+        if extra_from:
+            # A term between the two ends: which link rows relate anything shows in the join.
+            referring = referring.with_row_index("link|row")
+        joined = referring.join(source, left_on=link_from, right_on=from_keys, how="inner").join(
             target, left_on=[*link_to, *extra_from], right_on=[*to_keys, *extra_to], how="inner"
         )
-        matched = link.join(source, left_on=link_from, right_on=from_keys, how="semi").join(
-            target, left_on=link_to, right_on=to_keys, how="semi"
-        )
-        totals = pl.concat(
-            [link.select(n=pl.len()), matched.select(n=pl.len())], how="vertical"
-        ).collect()
-        orphans["link"] = int(totals["n"][0]) - int(totals["n"][1])
+        if extra_from:
+            related = joined.select("link|row").unique()
+            found = referring.join(related, on="link|row", how="semi")
+            missing = referring.join(related, on="link|row", how="anti")
+        else:
+            to_side = target.select(to_keys)
+            found = referring.join(source, left_on=link_from, right_on=from_keys, how="semi").join(
+                to_side, left_on=link_to, right_on=to_keys, how="semi"
+            )
+            missing = pl.concat(
+                [
+                    referring.join(source, left_on=link_from, right_on=from_keys, how="anti"),
+                    referring.join(source, left_on=link_from, right_on=from_keys, how="semi").join(
+                        to_side, left_on=link_to, right_on=to_keys, how="anti"
+                    ),
+                ],
+                how="vertical",
+            )
+        read, non_null, matched, orphaned = _counts([link, referring, found, missing])
+        orphans["link"] = orphaned
 
     columns = [
         pl.col(f"from|{plan.from_table.id_header}").alias(f":START_ID({plan.from_table.label})"),
@@ -186,4 +238,15 @@ def build_relationship(
     ]
     frame = joined.select(columns).collect()
     frame.write_csv(out)
-    return RelationshipResult(plan, out, frame.height, orphans, time.perf_counter() - started)
+    return RelationshipResult(
+        plan,
+        out,
+        frame.height,
+        orphans,
+        time.perf_counter() - started,
+        driving=driving,
+        read=read,
+        rejected=read - non_null,
+        orphaned=orphaned,
+        matched=matched,
+    )

@@ -1,4 +1,9 @@
-"""``bulk360 verify``: the graph's counts against the manifest of the newest run."""
+"""``bulk360 verify``: the graph's counts against the manifest of the run that built it.
+
+That run is the newest succeeded admin or bolt run of this control database into
+``NEO4J_DATABASE``; without one (only csv runs, or a graph loaded by hand), the manifest of
+``import/current`` is used.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,23 @@ from typing import Any
 
 from neo4j import Driver
 
+from bulk360.control import graph_run
 from bulk360.errors import ConfigError
 from bulk360.graph import quoted
+from bulk360.paths import MANIFEST_FILE
+from bulk360.settings import Settings
 
-__all__ = ["CountCheck", "compare_counts", "expected_counts", "graph_counts"]
+__all__ = ["CountCheck", "compare_counts", "expected_counts", "graph_counts", "graph_manifest"]
+
+
+def graph_manifest(settings: Settings) -> Path:
+    """The manifest of the run that built the graph, else that of ``import/current``."""
+    built = graph_run(settings)
+    if built is not None and built["import_dir"]:
+        manifest = Path(built["import_dir"]) / MANIFEST_FILE
+        if manifest.exists():
+            return manifest
+    return settings.import_dir / "current" / MANIFEST_FILE
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,18 @@ def run_services(*args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def command_lines() -> dict[int, str]:
+    """The command line of every running process, by pid."""
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(cmdline.parent.name)] = text
+    return found
+
+
 def cypher(driver: Driver, query: str, **parameters: Any) -> list[dict[str, Any]]:
     """Run a read query and return its records as dicts.
 

@@ -7,6 +7,7 @@ are never shown, since they may hold passwords.
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 
 from bulk360 import __version__
-from bulk360.errors import Bulk360Error
+from bulk360.errors import Bulk360Error, Interrupted
 from bulk360.settings import Settings, load_settings
 
 __all__ = ["app", "main"]
@@ -72,19 +73,39 @@ def state(ctx: typer.Context) -> CliState:
     return obj if isinstance(obj, CliState) else CliState()
 
 
+def _optional_value(args: list[str], option: str, missing: str) -> list[str]:
+    """``--resume`` alone means ``--resume=<missing>``: Click options cannot take an optional
+    value, so a bare one gets its default here, before Click parses the line."""
+    fixed = list(args)
+    for i, arg in enumerate(fixed):
+        following = fixed[i + 1] if i + 1 < len(fixed) else None
+        if arg == option and (following is None or following.startswith("-")):
+            fixed[i] = f"{option}={missing}"
+    return fixed
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    # Unwinds the command, so that a run is logged as failed and neo4j-admin stopped.
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def main() -> None:
     """Entry point of the ``bulk360`` console script."""
     debug = "--debug" in sys.argv[1:]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
     # Typer handles usage errors itself (standalone mode); our own errors propagate to here.
     try:
-        app()
+        app(args=_optional_value(sys.argv[1:], "--resume", "newest"))
     except Bulk360Error as exc:
         if debug:
             traceback.print_exc()
         errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        errors.print("interrupted")
+    except Interrupted as exc:
+        if debug:
+            traceback.print_exc()
+        errors.print(f"interrupted ({exc.args[0]}); a run under way is logged as failed")
         sys.exit(130)
 
 

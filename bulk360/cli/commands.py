@@ -15,12 +15,12 @@ from bulk360.check import run_checks
 from bulk360.cli import app, console, state
 from bulk360.cli.reporting import ConsoleReporter, summary_table
 from bulk360.control import init_schema, list_runs, show_run
-from bulk360.errors import CheckFailed, ConfigError, IntegrityError
+from bulk360.errors import CheckFailed, ConfigError, IntegrityError, SchemaDrift
 from bulk360.graph import connect_graph
 from bulk360.pipeline import MODES, RunOptions, prepare_plan, run
 from bulk360.recommend import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions, recommend
 from bulk360.samples import available_samples, load_sample
-from bulk360.verify import compare_counts
+from bulk360.verify import compare_counts, graph_manifest
 
 sample_app = typer.Typer(help="Sample datasets.", no_args_is_help=True)
 app.add_typer(sample_app, name="sample")
@@ -96,6 +96,13 @@ def plan_command(ctx: typer.Context) -> None:
             + (f"; properties {', '.join(m.property_columns)}" if m.property_columns else ""),
             highlight=False,
         )
+    if plan.schema_changes:
+        console.print("[bold]schema changes since the last succeeded run[/]")
+        for change in plan.schema_changes:
+            mark = "STOPS A RUN" if change.blocking else "note"
+            console.print(f"  {mark}: {escape(change.text)}", highlight=False, soft_wrap=True)
+    if plan.blocking_changes:
+        raise SchemaDrift([change.text for change in plan.blocking_changes])
 
 
 @app.command("run")
@@ -125,6 +132,22 @@ def run_command(
         float,
         typer.Option(min=0, help="How long a failing transaction is retried (bolt mode)."),
     ] = RunOptions.retry_seconds,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[RUN_ID]",
+            help="Resume a failed run (default: the newest): its own mode and options; only "
+            "the load and the records are repeated when its import folder was published.",
+        ),
+    ] = None,
+    accept_schema_changes: Annotated[
+        bool,
+        typer.Option(help="Let the run through although mapped tables changed (recorded)."),
+    ] = False,
+    strict_values: Annotated[
+        bool,
+        typer.Option(help="Fail instead of changing values Neo4j cannot hold as they are."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON (no steps, no table).")
     ] = False,
@@ -134,6 +157,11 @@ def run_command(
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
     if clear and mode != "bolt":
         raise ConfigError("--clear is for --mode bolt; admin mode rebuilds with --overwrite")
+    resume_run = None
+    if resume is not None and resume != "newest":
+        if not resume.isdigit():
+            raise ConfigError(f"--resume takes a run id, not '{resume}'")
+        resume_run = int(resume)
     options = RunOptions(
         mode=mode,
         workers=workers,
@@ -142,6 +170,10 @@ def run_command(
         batch_size=batch_size,
         clear=clear,
         retry_seconds=retry_seconds,
+        resume=resume is not None,
+        resume_run=resume_run,
+        accept_schema_changes=accept_schema_changes,
+        strict_values=strict_values,
     )
     if as_json:
         summary = run(state(ctx).settings(), options)
@@ -157,10 +189,12 @@ def _runs_table(title: str) -> Table:
         "run",
         "mode",
         "status",
+        "resumed",
         "started",
         "seconds",
         "nodes",
         "relationships",
+        "ledger",
         "error",
     ):
         table.add_column(column)
@@ -191,7 +225,13 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
     summary = _runs_table(f"run {run_id}")
     summary.add_row(*_run_cells(run_row))
     console.print(summary)
-    detail = Table(title=f"run {run_id}: tables and relationship mappings")
+    if run_row.get("accepted_schema_changes"):
+        for text in run_row["accepted_schema_changes"]:
+            console.print(f"accepted schema change: {escape(text)}", highlight=False)
+    detail = Table(
+        title=f"run {run_id}: the ledger per table, label and relationship mapping",
+        caption="read + fan-out = written + rejected + duplicate + orphaned",
+    )
     for column in (
         "kind",
         "source.table / type",
@@ -200,16 +240,20 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
         "read",
         "written",
         "rejected",
+        "duplicate",
         "orphaned",
+        "fan-out",
+        "ledger",
         "bytes",
         "seconds",
-        "error",
     ):
-        detail.add_column(column)
+        detail.add_column(column, justify="right" if column in _NUMBERS else "left")
+    changed: list[str] = []
     for row in tables:
         what = (
             row["table_name"] and f"{row['source_name']}.{row['table_name']}"
         ) or f"{row['relationship_type']} #{row['mapping_id']}"
+        ledger = {True: "balanced", False: "UNBALANCED", None: ""}[row.get("ledger_balanced")]
         detail.add_row(
             row["object_kind"],
             what,
@@ -218,26 +262,39 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
             f"{row['rows_processed']:,}",
             f"{row['rows_written']:,}",
             f"{row['rows_rejected']:,}",
+            f"{row.get('rows_duplicate') or 0:,}",
             f"{row['rows_orphaned']:,}",
+            f"{row.get('rows_fanout') or 0:,}",
+            ledger,
             f"{row['bytes']:,}",
             f"{row['seconds']:.2f}",
-            row["error_text"] or "",
         )
+        for column, counts in (row["details"] or {}).get("values", {}).items():
+            for kind, count in counts.items():
+                changed.append(f"{count:,} values of {what}.{column}: {kind.replace('_', ' ')}")
     console.print(detail)
+    for line in changed:
+        console.print(f"values: {line}", highlight=False)
+
+
+_NUMBERS = {"read", "written", "rejected", "duplicate", "orphaned", "fan-out", "bytes", "seconds"}
 
 
 def _run_cells(row: dict[str, Any]) -> list[str]:
     seconds = ""
     if row["finished_at"]:
         seconds = f"{(row['finished_at'] - row['started_at']).total_seconds():.1f}"
+    ledger = {True: "balanced", False: "UNBALANCED", None: ""}[row.get("ledger_balanced")]
     return [
         str(row["run_id"]),
         row["mode"],
         row["status"],
+        f"run {row['resumed_from']}" if row.get("resumed_from") else "",
         f"{row['started_at']:%Y-%m-%d %H:%M:%S}",
         seconds,
         f"{row['nodes_written'] or 0:,}",
         f"{row['relationships_written'] or 0:,}",
+        ledger,
         (row["error_text"] or "")[:200],
     ]
 
@@ -246,7 +303,7 @@ def _run_cells(row: dict[str, Any]) -> list[str]:
 def verify_command(ctx: typer.Context) -> None:
     """Compare the graph's label and relationship counts with the newest run's manifest."""
     settings = state(ctx).settings()
-    manifest = settings.import_dir / "current" / "manifest.json"
+    manifest = graph_manifest(settings)
     with connect_graph(settings) as driver:
         checks = compare_counts(driver, settings.neo4j_database, manifest)
     table = Table(title=f"graph vs {manifest}")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -32,6 +33,9 @@ class ConsoleReporter:
 
     def step(self, number: int, total: int, title: str) -> None:
         self._console.print(f"[bold]STEP {number}/{total}[/] {title}", highlight=False)
+
+    def note(self, text: str) -> None:
+        self._console.print(f"  {escape(text)}", highlight=False, soft_wrap=True)
 
     def _progress(self, *counters: ProgressColumn) -> Progress:
         """Bars named by table, label or mapping; drawn only on a terminal."""
@@ -62,7 +66,8 @@ class ConsoleReporter:
 
 def summary_table(summary: RunSummary) -> Table:
     """Nodes per label and relationships per type, with the run's totals."""
-    table = Table(title=f"run {summary.run_id} ({summary.mode}): {summary.status}")
+    resumed = f", resumed run {summary.resumed_from}" if summary.resumed_from else ""
+    table = Table(title=f"run {summary.run_id} ({summary.mode}{resumed}): {summary.status}")
     table.add_column("kind")
     table.add_column("name")
     table.add_column("count", justify="right")
@@ -74,6 +79,10 @@ def summary_table(summary: RunSummary) -> Table:
     table.add_row("rows read", "", f"{summary.rows_read:,}")
     table.add_row("rows rejected", "", f"{summary.rows_rejected:,}")
     table.add_row("rows orphaned", "", f"{summary.rows_orphaned:,}")
+    ledger = {True: "balanced", False: "DOES NOT BALANCE", None: "not checked"}
+    table.add_row("ledger", "", ledger[summary.ledger_balanced])
     seconds = " ".join(f"{k} {v:.1f}s" for k, v in summary.step_seconds.items())
-    table.caption = f"{seconds}\nimport folder: {summary.import_dir}"
+    caption = [seconds, f"import folder: {summary.import_dir}"]
+    caption += [f"values changed: {line}" for line in summary.values_changed]
+    table.caption = "\n".join(caption)
     return table

@@ -71,8 +71,10 @@ class Field:
         """The Polars expression turning the file's text into the driver's value."""
         kind = self.kind.removesuffix("[]")
         if self.kind.endswith("[]"):
-            # An empty field is an empty array, which neo4j-admin stores as no property.
-            parts = pl.when(expression != "").then(expression.str.split(ARRAY_DELIMITER))
+            # NULL stays NULL; an empty text is an empty array, which Bolt can write (unlike
+            # neo4j-admin, which stores no property: counted by the run as a changed value).
+            split = expression.str.split(ARRAY_DELIMITER)
+            parts = pl.when(expression == "").then(split.list.slice(0, 0)).otherwise(split)
             if kind == "boolean":
                 return parts.list.eval(pl.element() == "true")
             return parts.cast(pl.List(_POLARS.get(kind, pl.String)))
@@ -141,8 +143,14 @@ class BoltLoad:
     relationships: dict[str, int] = field(default_factory=dict)
     merged_labels: list[str] = field(default_factory=list)
     replaced_types: list[str] = field(default_factory=list)
+    created_types: list[str] = field(default_factory=list)
+    """Types that had no relationship when the load began."""
     cleared: tuple[int, int] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    graph_nodes: dict[str, int] = field(default_factory=dict)
+    """Nodes per label in the graph after the load."""
+    graph_relationships: dict[str, int] = field(default_factory=dict)
+    """Relationships per type in the graph after the load."""
 
 
 def _key_parts(id_column: str, keys: Sequence[Field], alias: str) -> list[pl.Expr]:
@@ -279,6 +287,7 @@ class BoltLoader:
                     ],
                 )
                 self.load.seconds["relationships"] = round(time.perf_counter() - started, 3)
+                self._count_graph(driver, nodes, relationships)
         finally:
             driver.close()
         return self.load
@@ -322,6 +331,7 @@ class BoltLoader:
         for (start, kind, end), specs in groups.items():
             if self._scalar(driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)") == 0:
                 modes[(start, kind, end)] = "create"
+                self.load.created_types.append(kind)
                 continue
             pairs = pl.concat(
                 [_scan(s.path).select(pl.nth(0).alias("s"), pl.nth(1).alias("e")) for s in specs]
@@ -372,6 +382,22 @@ class BoltLoader:
                 for future in in_flight:
                     future.cancel()
                 raise
+
+    def _count_graph(
+        self,
+        driver: Driver,
+        nodes: Sequence[NodeSpec],
+        relationships: Sequence[RelationshipSpec],
+    ) -> None:
+        """What the graph holds after the load, per label and type (from the count store)."""
+        for spec in nodes:
+            self.load.graph_nodes[spec.label] = self._scalar(
+                driver, f"MATCH (n:{quoted(spec.label)}) RETURN count(n)"
+            )
+        for kind in dict.fromkeys(spec.type for spec in relationships):
+            self.load.graph_relationships[kind] = self._scalar(
+                driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)"
+            )
 
     def _scalar(self, driver: Driver, query: str) -> int:
         records, _, _ = driver.execute_query(query, database_=self.database, bookmark_manager_=None)

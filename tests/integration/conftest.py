@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bulk360.pipeline import RunOptions, RunSummary, run
 from bulk360.samples import load_sample
 from bulk360.settings import Settings
 from tests.conftest import run_services
+from tests.integration.snapshots import Snapshot
 
 TEST_CONTROL_DB = "bulk360_test_control"
 PROBE_DB = "bulk360_type_probe"
@@ -62,7 +62,24 @@ INSERT INTO all_types VALUES
      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, 2]}', '192.168.0.1', '\\xdeadbeef', NULL),
     (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL, NULL, NULL, NULL);
+-- Values Neo4j cannot hold as they are: counted and named by every run, never changed silently.
+CREATE TABLE edge_values (
+    id integer PRIMARY KEY, wide numeric(38, 10), loose numeric, approx numeric(38, 10),
+    cents numeric(6, 2), whole numeric(12, 0), price money, tags text[], grid integer[]
+);
+INSERT INTO edge_values VALUES
+    (1, 99999999999999999999999999.9999999999, 12345678901234567890.5,
+     99999999999999999999999999.9999999999, 12.34, 123456789012, 12.5, '{NULL,a,NULL}',
+     '{{1,2},{3,4}}'),
+    (2, 1.5, 1, 0.5, 0.10, 7, NULL, '{}', '{}'),
+    (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 """
+EDGE_VALUE_CHANGES = {
+    "tags": {"null_elements": 1, "empty_arrays": 1},
+    "grid": {"nested_arrays": 1, "empty_arrays": 1},
+    "approx": {"rounded": 1},
+}
+"""What a run counts in edge_values (``approx`` has a double override)."""
 
 
 def recreate_database(settings: Settings, database: str) -> None:
@@ -95,7 +112,11 @@ def control_settings(
         )
         conn.execute(
             "INSERT INTO node_label_mappings (source_name, table_name, label)"
-            " VALUES ('probe', 'all_types', 'TypeProbe')"
+            " VALUES ('probe', 'all_types', 'TypeProbe'), ('probe', 'edge_values', 'EdgeValue')"
+        )
+        conn.execute(
+            "INSERT INTO column_type_overrides (source_name, table_name, column_name, neo4j_type,"
+            " reason) VALUES ('probe', 'edge_values', 'approx', 'double', 'used in arithmetic')"
         )
     return test_settings
 
@@ -110,9 +131,22 @@ def build_with_admin_mode(settings: Settings) -> RunSummary:
 
 
 @pytest.fixture(scope="session")
-def admin_run(control_settings: Settings, neo4j_driver: Driver) -> Iterator[RunSummary]:
-    """The test control rows imported by the real neo4j-admin, Neo4j running again afterwards."""
-    yield build_with_admin_mode(control_settings)
+def admin_build(control_settings: Settings, neo4j_driver: Driver) -> tuple[RunSummary, Snapshot]:
+    """The test control rows imported by the real neo4j-admin, and the graph it built."""
+    summary = build_with_admin_mode(control_settings)
+    return summary, Snapshot.take(neo4j_driver)
+
+
+@pytest.fixture(scope="session")
+def admin_run(admin_build: tuple[RunSummary, Snapshot]) -> RunSummary:
+    """The admin run of the test control rows, Neo4j running again afterwards."""
+    return admin_build[0]
+
+
+@pytest.fixture(scope="session")
+def admin_graph(admin_build: tuple[RunSummary, Snapshot]) -> Snapshot:
+    """Every element of the graph a clean admin run of the test control rows builds."""
+    return admin_build[1]
 
 
 @pytest.fixture(scope="session")

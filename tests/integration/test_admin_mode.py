@@ -18,7 +18,7 @@ from bulk360.pipeline import RunOptions, RunSummary, prepare_plan, run
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts
 from tests.conftest import cypher
-from tests.integration.conftest import bulk360_cli
+from tests.integration.conftest import EDGE_VALUE_CHANGES, bulk360_cli
 
 SOURCE_DB = {"profiles": "profiles_db", "streaming": "streaming_db", "support": "support_db"}
 
@@ -44,6 +44,7 @@ LABEL_TABLES = {
     "Tag": ("support", "tags"),
     "TicketTagLink": ("support", "ticket_tag_links"),
     "TypeProbe": ("bulk360_type_probe", "all_types"),
+    "EdgeValue": ("bulk360_type_probe", "edge_values"),
 }
 
 
@@ -122,7 +123,7 @@ def test_verify_finds_no_difference_and_the_run_is_logged(
             [admin_run.run_id],
         ).fetchone()
     assert (status, nodes) == ("succeeded", sum(admin_run.nodes.values()))
-    assert kinds == [("node", 10), ("relationship", 7)]
+    assert kinds == [("node", 11), ("relationship", 7)]
     assert artifact == (str(import_dir / "manifest.json"), True)
     manifest = json.loads((import_dir / "manifest.json").read_text())
     assert {n["label"] for n in manifest["nodes"]} == set(LABEL_TABLES)
@@ -258,6 +259,78 @@ def test_every_type_round_trips(admin_run: RunSummary, neo4j_driver: Driver) -> 
     assert set(empty) == {"id"}  # NULL is no property
 
 
+def test_values_neo4j_cannot_hold_are_counted_and_named_never_changed_silently(
+    admin_run: RunSummary, control_settings: Settings, neo4j_driver: Driver, import_dir: Path
+) -> None:
+    rows = cypher(
+        neo4j_driver, "MATCH (n:EdgeValue) RETURN n.id AS id, properties(n) AS p ORDER BY id"
+    )
+    first, second, third = (r["p"] for r in rows)
+    # numeric wider than a double, or unconstrained: every digit, as text.
+    assert first["wide"] == "99999999999999999999999999.9999999999"
+    assert first["loose"] == "12345678901234567890.5"
+    assert second["wide"] == "1.5000000000" and second["loose"] == "1"
+    # A declared precision a double or a long holds exactly: numbers.
+    assert first["cents"] == 12.34 and first["whole"] == 123456789012
+    assert isinstance(first["whole"], int) and second["cents"] == 0.1
+    assert first["price"] == "12.50"  # money, without its currency sign
+    # Chosen knowingly by a type override: a double, and the rounding is counted.
+    assert first["approx"] == 1e26 and second["approx"] == 0.5
+    # NULL elements dropped, a multidimensional array flattened, empty arrays not stored.
+    assert first["tags"] == ["a"] and first["grid"] == [1, 2, 3, 4]
+    assert "tags" not in second and "grid" not in second
+    assert set(third) == {"id"}
+
+    manifest = json.loads((import_dir / "manifest.json").read_text())
+    entry = next(n for n in manifest["nodes"] if n["label"] == "EdgeValue")
+    assert entry["values"] == EDGE_VALUE_CHANGES
+    assert sorted(admin_run.values_changed) == sorted(
+        [
+            "1 value of probe.public.edge_values.approx do not fit a double exactly: rounded",
+            "1 value of probe.public.edge_values.grid were empty arrays: stored as no property "
+            "(neo4j-admin cannot store one)",
+            "1 value of probe.public.edge_values.grid were multidimensional arrays: flattened",
+            "1 value of probe.public.edge_values.tags had NULL elements: dropped",
+            "1 value of probe.public.edge_values.tags were empty arrays: stored as no property "
+            "(neo4j-admin cannot store one)",
+        ]
+    )
+    with psycopg.connect(**control_settings.control_conninfo()) as conn:
+        details = conn.execute(
+            "SELECT details->'values' FROM etl_table_logs WHERE run_id = %s AND label = 'EdgeValue'",
+            [admin_run.run_id],
+        ).fetchone()
+    assert details == (EDGE_VALUE_CHANGES,)
+
+
+def test_every_label_and_mapping_balances_its_ledger(
+    admin_run: RunSummary, control_settings: Settings
+) -> None:
+    with psycopg.connect(**control_settings.control_conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(relationship_type, label, table_name), rows_processed, rows_written,"
+            " rows_rejected, rows_duplicate, rows_orphaned, rows_fanout, ledger_balanced"
+            " FROM etl_table_logs WHERE run_id = %s AND object_kind <> 'table'",
+            [admin_run.run_id],
+        ).fetchall()
+        balanced = conn.execute(
+            "SELECT ledger_balanced FROM etl_run_logs WHERE run_id = %s", [admin_run.run_id]
+        ).fetchone()
+    assert balanced == (True,) and admin_run.ledger_balanced is True
+    assert len(rows) == 18
+    for name, read, written, rejected, duplicate, orphaned, fanout, ok in rows:
+        assert ok is True, name
+        assert read + fanout == written + rejected + duplicate + orphaned, name
+    ledger = {row[0]: row[1:7] for row in rows}
+    # Each play event refers to one account: 3 of 9,063 refer to none (orphans).
+    assert ledger["WATCHED"] == (9_063, 9_060, 0, 0, 3, 0)
+    # Two tickets from unknown e-mails are orphans; the one without an e-mail is rejected.
+    read, written, rejected, _, orphaned, _ = ledger["SUBMITTED"]
+    assert (rejected, orphaned) == (1, 2) and read == written + 3
+    # A link to a purged ticket: the link table drives TAGGED_WITH.
+    assert ledger["TAGGED_WITH"] == (482, 481, 0, 0, 1, 0)
+
+
 def test_hashed_password_never_leaves_postgres(
     admin_run: RunSummary, control_settings: Settings, neo4j_driver: Driver, import_dir: Path
 ) -> None:
@@ -373,5 +446,5 @@ def test_uninitialised_control_database_is_a_clear_error(
     empty = replace(control_settings, etl_db_name="bulk360_test_empty")
     result = bulk360_cli(empty, tmp_path, "runs")
     assert result.returncode == 2
-    assert "has no bulk360 schema; run `bulk360 init` first" in result.stderr
+    assert "has no bulk360 schema or an older one; run `bulk360 init` first" in result.stderr
     assert "Traceback" not in result.stderr

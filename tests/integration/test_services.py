@@ -12,9 +12,9 @@ import psycopg
 from neo4j import Driver
 from psycopg import sql
 
-from bulk360.load.admin import AdminLoader
+from bulk360.load.admin import AdminLoader, ImportRequest
 from bulk360.settings import Settings
-from tests.conftest import ROOT, cypher, run_services
+from tests.conftest import ROOT, command_lines, cypher, run_services
 
 
 def test_postgres_answers_and_a_database_can_be_created_and_dropped(
@@ -98,15 +98,15 @@ def test_admin_loader_imports_large_files_with_and_without_quoted_line_breaks(
     notes = tmp_path / "Note.csv"
     notes.write_text(':ID(Note),id:long,body:string\n1,1,"two\nlines"\n2,2,"a ""quote"""\n3,3,\n')
     loader = AdminLoader(replace(settings, neo4j_database="bulk360probe"))
-    result = loader.run(
+    request = ImportRequest(
         nodes=[("Plain", plain), ("Note", notes)],
         relationships=[],
         multiline=[plain, notes],
         report_file=tmp_path / "report",
         log_file=tmp_path / "log",
         tolerance=0,
-        overwrite=True,
     )
+    result = loader.import_into("bulk360probe", request)
     assert (result.nodes, result.relationships, result.bad_entries) == (120_003, 0, 0)
     assert result.properties == 120_000 * 2 + 2 + 2 + 1
     shutil.rmtree(settings.neo4j_home / "data" / "databases" / "bulk360probe", ignore_errors=True)
@@ -118,15 +118,7 @@ def test_admin_loader_imports_large_files_with_and_without_quoted_line_breaks(
 def our_processes() -> list[str]:
     """Command lines of running processes that belong to this checkout's services."""
     marker = str(ROOT / ".local")
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in text:
-            found.append(text)
-    return found
+    return [text for text in command_lines().values() if marker in text]
 
 
 def test_up_twice_then_down_leaves_nothing_running(

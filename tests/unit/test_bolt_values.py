@@ -22,9 +22,10 @@ def test_scalars_are_parsed_by_their_header_type() -> None:
 
 
 def test_arrays_split_on_the_array_delimiter() -> None:
-    assert parsed("ns:long[]", "1\x1f2\x1f3", "", None) == [[1, 2, 3], None, None]
+    assert parsed("ns:long[]", "1\x1f2\x1f3", "", None) == [[1, 2, 3], [], None]
     assert parsed("ws:string[]", "a\x1fb;c") == [["a", "b;c"]]
-    assert parsed("bs:boolean[]", "true\x1ffalse") == [[True, False]]
+    assert parsed("bs:boolean[]", "true\x1ffalse", "") == [[True, False], []]
+    assert parsed("ws:string[]", "\x1fa", "") == [["", "a"], []]
 
 
 def test_temporal_values_are_parsed_by_the_server() -> None:

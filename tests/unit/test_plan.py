@@ -7,7 +7,15 @@ from dataclasses import replace
 import pytest
 
 from bulk360.catalog import CatalogColumn, CatalogTable
-from bulk360.control import ControlConfig, ExclusionRule, NodeMapping, RelationshipMapping, Source
+from bulk360.control import (
+    ControlConfig,
+    ExclusionRule,
+    NodeMapping,
+    RelationshipMapping,
+    SchemaBaseline,
+    Source,
+    TypeOverride,
+)
 from bulk360.errors import ValidationFailed
 from bulk360.plan import build_plan
 
@@ -164,3 +172,88 @@ def test_bad_nodes_are_all_listed_in_one_report() -> None:
     assert any(
         "node mapping #3" in p and "key column 'no_such_key' does not exist" in p for p in found
     )
+
+
+def with_column(name: str, typname: str, type_text: str) -> dict[str, dict[str, CatalogTable]]:
+    """CATALOGS with one more column in profiles.accounts."""
+    accounts = CATALOGS["profiles"]["accounts"]
+    extra = CatalogColumn(name, typname, "S", None, False, type_text)
+    changed = replace(accounts, columns=(*accounts.columns, extra))
+    return {**CATALOGS, "profiles": {**CATALOGS["profiles"], "accounts": changed}}
+
+
+BASELINE = {
+    ("profiles", "accounts"): SchemaBaseline(
+        41, {"account_id": "", "email": "", "hashed_password": ""}
+    )
+}
+
+
+def test_a_new_column_without_a_rule_is_a_blocking_schema_change() -> None:
+    cfg = replace(config(), baselines=BASELINE)
+    plan = build_plan(cfg, with_column("ssn", "text", "text"))
+    (change,) = plan.schema_changes
+    assert change.blocking and (change.source, change.table, change.column) == (
+        "profiles",
+        "accounts",
+        "ssn",
+    )
+    assert change.text.startswith(
+        "source 'profiles', table public.accounts: new column 'ssn' (text) since run 41 has no rule"
+    )
+    assert "VALUES ('profiles', 'accounts', 'ssn', false, 'reviewed')" in change.text
+    assert "VALUES ('profiles', 'accounts', 'ssn', true, 'not for the graph')" in change.text
+    # The column is not read until a rule says so (the gate stops the run before reading).
+    assert build_plan(config(), with_column("ssn", "text", "text")).schema_changes == ()
+
+
+def test_a_keep_or_exclusion_rule_covers_a_new_column() -> None:
+    keep = ExclusionRule(8, "profiles", "accounts", "ssn", "reviewed", is_excluded=False)
+    kept = build_plan(
+        replace(config(), baselines=BASELINE, kept=(keep,)), with_column("ssn", "text", "text")
+    )
+    assert kept.schema_changes == ()
+    exclude = ExclusionRule(9, "profiles", "accounts", "ssn", "secret")
+    cfg = replace(config(), baselines=BASELINE, exclusions=(*config().exclusions, exclude))
+    plan = build_plan(cfg, with_column("ssn", "text", "text"))
+    assert plan.schema_changes == ()
+    accounts = next(t for t in plan.tables if t.label == "Account")
+    assert "ssn" not in accounts.copy_sql().as_string(None)
+
+
+def test_a_changed_type_blocks_and_a_dropped_column_is_a_note() -> None:
+    baseline = {
+        ("profiles", "accounts"): SchemaBaseline(
+            41,
+            {"account_id": "", "email": "varchar(50)", "hashed_password": "", "nickname": "text"},
+        )
+    }
+    plan = build_plan(replace(config(), baselines=baseline), CATALOGS)
+    texts = {c.column: (c.blocking, c.text) for c in plan.schema_changes}
+    assert texts["email"] == (
+        True,
+        "source 'profiles', table public.accounts: column 'email' changed type from "
+        "varchar(50) to  since run 41",
+    )
+    assert texts["nickname"][0] is False and "was dropped since run 41" in texts["nickname"][1]
+    assert [c.column for c in plan.blocking_changes] == ["email"]
+
+
+def test_type_overrides_are_checked_against_the_catalog() -> None:
+    overrides = (
+        TypeOverride(1, "profiles", "accounts", "email", "double"),
+        TypeOverride(2, "profiles", "accounts", "nope", "string"),
+        TypeOverride(3, "profiles", "accounts", "account_id", "decimal"),
+    )
+    found = problems(replace(config(), overrides=overrides))
+    assert any("type override #1" in p and "cannot be a double" in p for p in found), found
+    assert any("type override #2" in p and "column 'nope' does not exist" in p for p in found)
+    assert any(
+        "type override #3" in p and "'decimal' is not one of double, string" in p for p in found
+    )
+
+
+def test_an_override_that_splits_a_join_key_is_named() -> None:
+    string_key = TypeOverride(1, "profiles", "cards", "account_id", "string")
+    found = problems(replace(config(rel()), overrides=(string_key,)))
+    assert any("joins account_id:long with account_id:string" in p for p in found), found

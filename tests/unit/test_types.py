@@ -11,7 +11,8 @@ from bulk360.types import join_family, property_type
         ("int4", "N", None, "long", '"c" AS "c"'),
         ("int8", "N", None, "long", '"c" AS "c"'),
         ("float8", "N", None, "double", '"c" AS "c"'),
-        ("numeric", "N", None, "double", '"c" AS "c"'),
+        ("numeric", "N", None, "string", '"c" AS "c"'),
+        ("money", "N", None, "string", '"c"::numeric AS "c"'),
         ("bool", "B", None, "boolean", '"c"::text AS "c"'),
         ("bpchar", "S", None, "string", '"c" AS "c"'),
         ("date", "D", None, "date", '"c" AS "c"'),
@@ -41,3 +42,42 @@ def test_join_families() -> None:
     assert join_family("varchar", "S") == join_family("text", "S") == "text"
     assert join_family("int4", "N") != join_family("text", "S")
     assert join_family("_int4", "A") is None
+
+
+@pytest.mark.parametrize(
+    ("precision", "scale", "neo4j_type"),
+    [
+        (10, 2, "double"),  # 15 significant digits or fewer: a double holds them exactly
+        (15, 5, "double"),
+        (16, 2, "string"),  # more: every digit is kept as text
+        (38, 10, "string"),
+        (12, 0, "long"),  # integers up to 18 digits are longs
+        (18, 0, "long"),
+        (19, 0, "string"),
+        (3, -2, "long"),  # numeric(3, -2) holds integers up to 99,900
+        (None, None, "string"),  # unconstrained
+    ],
+)
+def test_numeric_follows_its_declared_precision(
+    precision: int | None, scale: int | None, neo4j_type: str
+) -> None:
+    assert property_type("numeric", "N", None, precision, scale).neo4j_type == neo4j_type
+    array = property_type("_numeric", "A", "numeric", precision, scale)
+    assert array.neo4j_type == f"{neo4j_type}[]"
+
+
+def test_an_override_chooses_the_type_and_a_double_counts_rounded_values() -> None:
+    double = property_type("numeric", "N", None, 38, 10, override="double")
+    assert double.neo4j_type == "double"
+    assert [a.kind for a in double.audits] == ["rounded"]
+    predicate = double.audits[0].predicate("c").as_string(None)
+    assert '"c"::numeric::float8::numeric <> "c"::numeric' in predicate
+    text = property_type("timestamptz", "D", None, override="string")
+    assert (text.neo4j_type, text.select("c").as_string(None)) == ("string", '"c"::text AS "c"')
+    assert property_type("numeric", "N", None, 10, 2).audits == ()
+
+
+def test_arrays_count_what_neo4j_cannot_hold() -> None:
+    kinds = [a.kind for a in property_type("_text", "A", "text").audits]
+    assert kinds == ["null_elements", "nested_arrays", "empty_arrays"]
+    assert property_type("text", "S", None).audits == ()
