@@ -1,28 +1,38 @@
 """``bulk360 serve``: the HTTP API in front of the graph and the control database (FastAPI).
 
-``GET /`` and ``GET /health`` for probes, ``GET /runs`` and ``GET /runs/{id}`` from the audit
-tables, and ``GET /customers/{id}/recommendations`` from the lists ``bulk360 recommend`` stored,
-with a live parameterized Cypher query when no stored list holds the customer. OpenAPI docs are
-at ``/docs``. Errors are JSON; nothing returned names a password.
+``GET /`` and the health endpoints for probes (``/health/live``: the process answers;
+``/health`` and ``/health/ready``: the control database and the Neo4j database both answer a
+query), ``GET /runs`` and ``GET /runs/{id}`` from the audit tables, and
+``GET /customers/{id}/recommendations`` from the lists ``bulk360 recommend`` stored, with a live
+parameterized Cypher query when no stored list holds the customer. The OpenAPI document
+(``/openapi.json``, ``/docs``) declares every answer each endpoint gives. With
+``BULK360_API_TOKEN`` set, every endpoint but ``/``, the health endpoints and the documentation
+requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned names a password.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import psycopg
-from fastapi import FastAPI, HTTPException, Path, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
-from neo4j import Driver, GraphDatabase
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
+from pydantic import BaseModel
 
 from bulk360 import __version__
 from bulk360.control import connect_control, list_runs, show_run
-from bulk360.errors import Bulk360Error, one_line
+from bulk360.errors import Bulk360Error, NoSuchRun, one_line
 from bulk360.graph import quoted
+from bulk360.health import neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.recommend import STRATEGIES, RecommendOptions
 from bulk360.settings import Settings
 
@@ -30,6 +40,110 @@ __all__ = ["create_app"]
 
 Strategy = Literal["weighted", "copurchase", "pagerank", "community", "popular"]
 assert set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
+
+_BIGINT = 2**63 - 1
+# Reads the Authorization header; whether a token is asked for is decided in create_app.
+_BEARER = HTTPBearer(auto_error=False, description="The value of BULK360_API_TOKEN.")
+
+
+class Status(BaseModel):
+    status: Literal["ok"]
+
+
+class Healthy(BaseModel):
+    ok: Literal[True]
+
+
+class Unhealthy(BaseModel):
+    ok: Literal[False]
+    failed: dict[str, str]
+    """``postgres`` and/or ``neo4j``, each with one line saying why."""
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class RunRow(BaseModel):
+    """A row of ``etl_run_logs``."""
+
+    run_id: int
+    mode: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    nodes_written: int | None
+    relationships_written: int | None
+    rows_read: int | None
+    rows_rejected: int | None
+    rows_orphaned: int | None
+    bytes_written: int | None
+    import_dir: str | None
+    options: dict[str, Any]
+    bulk360_version: str | None
+    error_text: str | None
+    run_uid: UUID | None = None
+    resumed_from: int | None = None
+    published_at: datetime | None = None
+    manifest_sha256: str | None = None
+    accepted_schema_changes: list[str] | None = None
+    ledger_balanced: bool | None = None
+
+
+class TableLog(BaseModel):
+    """A row of ``etl_table_logs``: one table, label or relationship mapping of a run."""
+
+    log_id: int
+    run_id: int
+    object_kind: str
+    source_name: str | None
+    table_name: str | None
+    label: str | None
+    relationship_type: str | None
+    mapping_id: int | None
+    status: str
+    rows_processed: int
+    rows_written: int
+    rows_rejected: int
+    rows_orphaned: int
+    rows_duplicate: int = 0
+    rows_fanout: int = 0
+    ledger_balanced: bool | None = None
+    bytes: int
+    seconds: float
+    error_text: str | None
+    details: dict[str, Any]
+    logged_at: datetime
+
+
+class RunDetail(BaseModel):
+    run: RunRow
+    tables: list[TableLog]
+
+
+class Item(BaseModel):
+    rank: int
+    product: str
+    score: float
+    cold_start: bool
+
+
+class Recommendations(BaseModel):
+    customer: str
+    strategy: Strategy
+    source: Literal["stored", "live"]
+    rec_run_id: int | None
+    items: list[Item]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers an endpoint declares, each ``{"detail": "..."}``."""
+    meaning = {
+        401: "no valid bearer token (only when BULK360_API_TOKEN is set)",
+        404: "no such run or customer",
+        503: "the control database or Neo4j does not answer",
+    }
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
 
 
 def stored_recommendations(
@@ -115,19 +229,19 @@ def live_recommendations(
     }
 
 
+def _unavailable(exc: BaseException) -> HTTPException:
+    return HTTPException(503, one_line(exc))
+
+
 def create_app(settings: Settings, options: RecommendOptions | None = None) -> FastAPI:
-    """The API for ``settings``; Neo4j may be down at start (``/health`` says so)."""
+    """The API for ``settings``; Neo4j may be down at start (the health endpoints say so)."""
     model = options or RecommendOptions()
     graph: dict[str, Driver] = {}
+    token = settings.api_token
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        graph["driver"] = GraphDatabase.driver(
-            settings.neo4j_uri,
-            auth=(settings.neo4j_username, settings.neo4j_password),
-            connection_timeout=5,
-            max_transaction_retry_time=0,
-        )
+        graph["driver"] = neo4j_driver(settings)
         try:
             yield
         finally:
@@ -135,45 +249,92 @@ def create_app(settings: Settings, options: RecommendOptions | None = None) -> F
 
     app = FastAPI(title="bulk360", version=__version__, lifespan=lifespan)
 
-    @app.get("/")
+    def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if token is None or not hmac.compare_digest(given, token.encode()):
+            raise HTTPException(
+                401,
+                "a valid bearer token is required: Authorization: Bearer <BULK360_API_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    # Without a token nothing is asked, and the document declares no security scheme.
+    protected = [Depends(require_token)] if token else []
+    auth = (401,) if token else ()
+
+    @app.get("/", response_model=Status)
     def root() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/health", responses={503: {"description": "PostgreSQL or Neo4j does not answer"}})
-    def health() -> JSONResponse:
+    @app.get("/health/live", response_model=Healthy, summary="The process answers")
+    def live() -> dict[str, bool]:
+        return {"ok": True}
+
+    ready_responses: dict[int | str, dict[str, Any]] = {
+        503: {"model": Unhealthy, "description": "which dependency does not answer, and why"}
+    }
+
+    @app.get("/health", response_model=Healthy, responses=ready_responses)
+    @app.get(
+        "/health/ready",
+        response_model=Healthy,
+        responses=ready_responses,
+        summary="The control database and the Neo4j database answer a query",
+    )
+    def ready() -> Any:
         failed: dict[str, str] = {}
-        try:
-            with connect_control(settings) as conn:
-                conn.execute("SELECT 1")
-        except (Bulk360Error, psycopg.Error) as exc:
-            failed["postgres"] = one_line(exc)
-        try:
-            graph["driver"].verify_connectivity()
-        except Exception as exc:  # any driver failure means Neo4j does not answer
-            failed["neo4j"] = one_line(exc)
+        postgres = postgres_problem(settings)
+        if postgres:
+            failed["postgres"] = postgres
+        neo4j = neo4j_problem(graph["driver"], settings)
+        if neo4j:
+            failed["neo4j"] = neo4j
         if failed:
             return JSONResponse({"ok": False, "failed": failed}, status_code=503)
-        return JSONResponse({"ok": True})
+        return {"ok": True}
 
-    @app.get("/runs")
+    @app.get(
+        "/runs", response_model=list[RunRow], responses=_errors(*auth, 503), dependencies=protected
+    )
     def runs(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
-        return list_runs(settings, limit)
+        try:
+            return list_runs(settings, limit)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
 
-    @app.get("/runs/{run_id}")
-    def run(run_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+    @app.get(
+        "/runs/{run_id}",
+        response_model=RunDetail,
+        responses=_errors(*auth, 404, 503),
+        dependencies=protected,
+    )
+    def run(run_id: Annotated[int, Path(ge=1, le=_BIGINT)]) -> dict[str, Any]:
         try:
             run_row, tables = show_run(settings, run_id)
-        except Bulk360Error:
+        except NoSuchRun:
             raise HTTPException(404, f"no run {run_id}") from None
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
         return {"run": run_row, "tables": tables}
 
-    @app.get("/customers/{customer_id}/recommendations")
+    @app.get(
+        "/customers/{customer_id}/recommendations",
+        response_model=Recommendations,
+        responses=_errors(*auth, 404, 503),
+        dependencies=protected,
+    )
     def recommendations(
-        customer_id: Annotated[str, Path(min_length=1, max_length=200)],
+        # PostgreSQL text cannot hold NUL: such an id could never match.
+        customer_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
         strategy: Strategy = "weighted",
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
-        found = stored_recommendations(settings, customer_id, strategy, limit)
+        try:
+            found = stored_recommendations(settings, customer_id, strategy, limit)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
         if found is None:
             try:
                 found = live_recommendations(

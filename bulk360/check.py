@@ -1,8 +1,10 @@
 """``bulk360 check``: one command that verifies a deployment end to end.
 
-Each check is independent and says what it found: the control database and every active source
-answer, Neo4j answers, the newest run succeeded, the graph's counts equal that run's manifest,
-and the HTTP API's ``/health`` answers ``{"ok": true}``. Nothing is written.
+Each check is independent and says what it found in one line: the control database and every
+active source answer a query, the Neo4j database ``NEO4J_DATABASE`` answers a read (an offline
+database, an unreachable server, a refused user and an unknown database are each named), the
+newest run succeeded, the graph's counts equal the manifest of the run that built it, and the
+HTTP API's ``/health`` answers ``{"ok": true}``. Nothing is written; no check stops the others.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 from functools import partial
 
 import psycopg
+from neo4j import Driver
+from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
 
 from bulk360.control import Source, connect_control, load_config
 from bulk360.errors import Bulk360Error, one_line
-from bulk360.graph import connect_graph
+from bulk360.health import neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts, graph_manifest
 
@@ -39,7 +43,7 @@ def _attempt(name: str, probe: Callable[[], str]) -> Check:
     """Run ``probe``; its text is the detail of a pass, its expected error of a failure."""
     try:
         return Check(name, True, probe())
-    except (Bulk360Error, psycopg.Error, OSError) as exc:
+    except (Bulk360Error, psycopg.Error, Neo4jError, DriverError, OSError) as exc:
         return Check(name, False, one_line(exc))
 
 
@@ -48,8 +52,9 @@ class _Failed(Bulk360Error):
 
 
 def _control(settings: Settings) -> str:
-    with connect_control(settings) as conn:
-        conn.execute("SELECT 1 FROM etl_run_logs LIMIT 1")
+    problem = postgres_problem(settings)
+    if problem:
+        raise _Failed(problem)
     return f"{settings.etl_db_name} at {settings.etl_db_host}:{settings.etl_db_port}"
 
 
@@ -90,10 +95,9 @@ def _last_run(settings: Settings) -> str:
     return f"run {row['run_id']} ({row['mode']}) succeeded"
 
 
-def _graph_counts(settings: Settings) -> str:
+def _graph_counts(settings: Settings, driver: Driver) -> str:
     manifest = graph_manifest(settings)
-    with connect_graph(settings) as driver:
-        checks = compare_counts(driver, settings.neo4j_database, manifest)
+    checks = compare_counts(driver, settings.neo4j_database, manifest)
     wrong = [c for c in checks if not c.ok]
     if wrong:
         shown = ", ".join(f"{c.name} {c.actual:,} (manifest {c.expected:,})" for c in wrong[:5])
@@ -120,22 +124,23 @@ def _api(url: str) -> str:
     return f"{health} answered ok"
 
 
+def _neo4j(settings: Settings, driver: Driver) -> str:
+    problem = neo4j_problem(driver, settings)
+    if problem:
+        raise _Failed(problem)
+    return f"{settings.neo4j_uri}, database {settings.neo4j_database} answers"
+
+
 def run_checks(settings: Settings, api_url: str | None) -> list[Check]:
     """Every check, in order; none stops the others."""
     checks = [_attempt("control database", lambda: _control(settings))]
     checks += _sources(settings)
-    checks.append(
-        _attempt("neo4j", lambda: _neo4j(settings)),
-    )
-    checks.append(_attempt("last run", lambda: _last_run(settings)))
-    checks.append(_attempt("graph counts", lambda: _graph_counts(settings)))
+    with neo4j_driver(settings) as driver:
+        checks.append(_attempt("neo4j", lambda: _neo4j(settings, driver)))
+        checks.append(_attempt("last run", lambda: _last_run(settings)))
+        checks.append(_attempt("graph counts", lambda: _graph_counts(settings, driver)))
     if api_url:
         checks.append(_attempt("api", lambda: _api(api_url)))
     else:
         checks.append(Check("api", None, "skipped: no --api-url (or BULK360_API_URL)"))
     return checks
-
-
-def _neo4j(settings: Settings) -> str:
-    with connect_graph(settings):
-        return f"{settings.neo4j_uri}, database {settings.neo4j_database}"

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bulk360.errors import ConfigError, SourceError
+from bulk360.errors import ConfigError, NoSuchRun, SourceError
 from bulk360.settings import Settings
 
 __all__ = [
@@ -540,7 +540,7 @@ def show_run(settings: Settings, run_id: int) -> tuple[dict[str, Any], list[dict
         cur = conn.cursor(row_factory=dict_row)
         run_row = cur.execute("SELECT * FROM etl_run_logs WHERE run_id = %s", [run_id]).fetchone()
         if run_row is None:
-            raise ConfigError(f"no run {run_id} in etl_run_logs")
+            raise NoSuchRun(f"no run {run_id} in etl_run_logs")
         tables = cur.execute(
             "SELECT * FROM etl_table_logs WHERE run_id = %s ORDER BY log_id", [run_id]
         ).fetchall()
@@ -562,7 +562,7 @@ def find_run(settings: Settings, run_id: int | None, status: str) -> dict[str, A
             return row
         row = cur.execute("SELECT * FROM etl_run_logs WHERE run_id = %s", [run_id]).fetchone()
     if row is None:
-        raise ConfigError(f"no run {run_id} in etl_run_logs")
+        raise NoSuchRun(f"no run {run_id} in etl_run_logs")
     return row
 
 

@@ -5,8 +5,9 @@ its code. Anything else is a bug and shows a traceback only with ``--debug``::
 
     Bulk360Error                    exit 1   base of all expected problems
     ├── ConfigError                 exit 2   settings or control rows are wrong
-    │   └── ValidationFailed        exit 2   the configuration check found problems (all listed)
-    │       └── SchemaDrift         exit 2   a mapped table changed since the last succeeded run
+    │   ├── ValidationFailed        exit 2   the configuration check found problems (all listed)
+    │   │   └── SchemaDrift         exit 2   a mapped table changed since the last succeeded run
+    │   └── NoSuchRun               exit 2   a run id that etl_run_logs does not hold
     ├── SourceError                 exit 3   a source PostgreSQL database failed or is unreachable
     ├── TargetError                 exit 4   Neo4j, neo4j-admin or the import folder failed
     │   └── TargetRunning           exit 4   admin mode found the Neo4j server running
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "IntegrityError",
     "Interrupted",
+    "NoSuchRun",
     "SchemaDrift",
     "SourceError",
     "TargetError",
@@ -71,6 +73,10 @@ class ValidationFailed(ConfigError):
             f"the configuration has {count} problem{'s' if count != 1 else ''}; "
             f"nothing was written:\n{lines}"
         )
+
+
+class NoSuchRun(ConfigError):
+    """Raised when a command names a run that ``etl_run_logs`` does not hold."""
 
 
 class SchemaDrift(ValidationFailed):

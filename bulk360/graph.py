@@ -41,8 +41,16 @@ def open_driver(uri: str, auth: tuple[str, str], **config: Any) -> Driver:
 
 @contextmanager
 def connect_graph(settings: Settings) -> Iterator[Driver]:
-    """A verified driver for ``NEO4J_URI``, closed on exit."""
-    driver = open_driver(settings.neo4j_uri, (settings.neo4j_username, settings.neo4j_password))
+    """A verified driver for ``NEO4J_URI``, closed on exit.
+
+    The server's notifications ("label does not exist" for a graph without it) are not logged:
+    the driver would print each with its whole query.
+    """
+    driver = open_driver(
+        settings.neo4j_uri,
+        (settings.neo4j_username, settings.neo4j_password),
+        notifications_min_severity="OFF",
+    )
     try:
         yield driver
     finally:

@@ -45,6 +45,8 @@ class Settings:
     """Home of a self-hosted Neo4j; admin mode runs ``bin/neo4j-admin`` from it (``NEO4J_HOME``)."""
     import_dir: Path = Path("import")
     """Folder that receives the CSV files and the manifest (``BULK360_IMPORT_DIR``)."""
+    api_token: str | None = field(default=None, repr=False)
+    """The bearer token ``bulk360 serve`` requires when set (``BULK360_API_TOKEN``); never printed."""
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The merged environment, used only to resolve a source's ``db_password_env``."""
 
@@ -116,6 +118,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         "neo4j_database": pick("NEO4J_DATABASE", "neo4j"),
         "neo4j_home": folder("NEO4J_HOME", ".local/neo4j"),
         "import_dir": folder("BULK360_IMPORT_DIR", "import"),
+        "api_token": merged.get("BULK360_API_TOKEN") or None,
         "environment": merged,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -7,6 +7,7 @@ are never shown, since they may hold passwords.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -30,8 +31,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Wide enough that a table piped to a file or a log keeps every cell whole.
+_PIPED_WIDTH = 1000
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich's console; when the output is not a terminal (and COLUMNS does not say), tables
+    take their natural width instead of being squeezed into 80 columns."""
+    console = Console(stderr=stderr)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(stderr=stderr, width=_PIPED_WIDTH)
+
+
+console = _console()
+errors = _console(stderr=True)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 from typing import Annotated, Any
 
@@ -181,6 +182,8 @@ def run_command(
         return
     summary = run(state(ctx).settings(), options, ConsoleReporter(console))
     console.print(summary_table(summary))
+    for line in summary.values_changed:
+        console.print(f"values changed: {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _runs_table(title: str) -> Table:
@@ -444,18 +447,37 @@ def recommend_command(
     console.print(table)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
 @app.command("serve")
 def serve_command(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    insecure: Annotated[
+        bool,
+        typer.Option(help="Serve on a non-loopback address without BULK360_API_TOKEN."),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (health, run history, recommendations; docs at /docs)."""
     import uvicorn
 
     from bulk360.api import create_app
 
-    uvicorn.run(create_app(state(ctx).settings()), host=host, port=port, log_level="info")
+    settings = state(ctx).settings()
+    if not settings.api_token and not _loopback(host) and not insecure:
+        raise ConfigError(
+            f"refusing to serve on {host} without a token: set BULK360_API_TOKEN (clients then "
+            "send Authorization: Bearer <token>), or pass --insecure to serve it open"
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 @app.command("check")

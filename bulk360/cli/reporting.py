@@ -82,7 +82,5 @@ def summary_table(summary: RunSummary) -> Table:
     ledger = {True: "balanced", False: "DOES NOT BALANCE", None: "not checked"}
     table.add_row("ledger", "", ledger[summary.ledger_balanced])
     seconds = " ".join(f"{k} {v:.1f}s" for k, v in summary.step_seconds.items())
-    caption = [seconds, f"import folder: {summary.import_dir}"]
-    caption += [f"values changed: {line}" for line in summary.values_changed]
-    table.caption = "\n".join(caption)
+    table.caption = f"{seconds}\nimport folder: {summary.import_dir}"
     return table

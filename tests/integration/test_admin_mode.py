@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -18,7 +20,7 @@ from bulk360.pipeline import RunOptions, RunSummary, prepare_plan, run
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts
 from tests.conftest import cypher
-from tests.integration.conftest import EDGE_VALUE_CHANGES, bulk360_cli
+from tests.integration.conftest import EDGE_VALUE_CHANGES, bulk360_cli, cli_env
 
 SOURCE_DB = {"profiles": "profiles_db", "streaming": "streaming_db", "support": "support_db"}
 
@@ -448,3 +450,21 @@ def test_uninitialised_control_database_is_a_clear_error(
     assert result.returncode == 2
     assert "has no bulk360 schema or an older one; run `bulk360 init` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_tables_read_outside_a_terminal_keep_every_cell_whole(
+    admin_run: RunSummary, control_settings: Settings, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in cli_env(control_settings, tmp_path).items() if k != "COLUMNS"}
+
+    def piped(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "bulk360", *args], capture_output=True, text=True, env=env
+        )
+        assert result.returncode == 0, result.stderr
+        assert "…" not in result.stdout, args  # no cell cut to fit 80 columns
+        return result.stdout
+
+    journey = piped("query", "8")
+    assert "john.smith@email.com" in journey and "Premium (active)" in journey
+    assert "profiles.public.accounts" in piped("runs", "show", str(admin_run.run_id))

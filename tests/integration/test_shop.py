@@ -7,10 +7,6 @@ the Customer 360 modules (pytest's file order) and nothing after it needs a grap
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +26,9 @@ from tests.conftest import cypher, run_services
 from tests.integration.conftest import (
     build_with_admin_mode,
     bulk360_cli,
-    cli_env,
+    fuzz_api,
     recreate_database,
+    serving,
 )
 
 SHOP_CONTROL_DB = "bulk360_test_shop_control"
@@ -221,43 +218,11 @@ def test_communities_are_stored_and_results_repeat_for_a_seed(
         assert first == stored(shop_settings, recommended.rec_run_id, strategy)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def api(
-    shop_settings: Settings, recommended: RecommendRun, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def api(shop_settings: Settings, recommended: RecommendRun) -> Iterator[str]:
     """``bulk360 serve`` in a child process on a free port; yields its base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("api") / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bulk360", "serve", "--port", str(port)],
-            env=cli_env(shop_settings, shop_settings.import_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(url + "/", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert server.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, "the API did not start within 60 s"
-                    time.sleep(0.3)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    # What users see in the server's log never holds the password.
-    assert shop_settings.etl_db_password not in log_path.read_text()
+    with serving(shop_settings) as url:
+        yield url
 
 
 def test_api_answers_every_endpoint_over_http(
@@ -327,6 +292,27 @@ def test_api_answers_every_endpoint_over_http(
     finally:
         run_services("neo4j", "start")
     assert httpx.get(api + "/health", timeout=30).status_code == 200
+
+
+def test_the_api_answers_only_what_its_openapi_document_declares(
+    shop_settings: Settings, shop_run: RunSummary, recommended: RecommendRun, tmp_path: Path
+) -> None:
+    token = "fuzzing-token"
+    customers = [
+        str(c) for (c,) in shop_sql(shop_settings, "SELECT id FROM customers WHERE id % 250 = 1")
+    ]
+    with serving(shop_settings, BULK360_API_TOKEN=token) as url:
+        output = fuzz_api(
+            url,
+            tmp_path,
+            max_examples=40,
+            headers={"Authorization": f"Bearer {token}"},
+            customer_id=[*customers, "2999", "777003"],  # stored lists, a newcomer, unknown
+            run_id=[shop_run.run_id],
+        )
+    # Every operation was reached, the guarded ones with and without the token.
+    assert "Tested: 7" in output, output[-2000:]
+    assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
 
 
 def test_check_passes_then_names_a_cleared_graph(
