@@ -9,8 +9,12 @@ One repetition runs every method once, in this order, and repetitions follow eac
 that noise on the machine hits every method alike (the median of the repetitions is reported):
 
   Neo4j stopped   bulk360 admin mode (total, per step, peak RSS of its process tree)
-                  the limit: psql \\copy of the same SELECTs to files + neo4j-admin of the files
+                  psql \\copy of the same SELECTs to files, then neo4j-admin without bulk360:
+                    straightforward (its launcher, default string ids, of the same graph's
+                    files with string ids), and the import limit (--id-type=actual of bulk360's
+                    files, started as bulk360 starts it)
                   extraction alone: psql \\copy to /dev/null, ConnectorX into Arrow
+                  the sample's load step: bulk360's, and the import as bulk360 ran it before
   Neo4j running   bulk360 bolt mode (--clear)
                   LOAD CSV ... CALL { } IN TRANSACTIONS OF 10000 ROWS of the same files
                   the pure-Python driver, 1,000-row UNWIND ... MERGE batches (time-capped)
@@ -44,11 +48,20 @@ from benchmarks.peers import (
     clear_graph,
     connectorx_read,
     create_constraints,
+    id_ranges,
     load_csv,
     psql_copy,
     seed_load,
+    string_id_copy,
+    string_ids_import,
 )
-from benchmarks.report import write_report
+from benchmarks.report import (
+    IMPORT_LIMIT,
+    SAMPLE_LOAD_AFTER,
+    SAMPLE_LOAD_BEFORE,
+    STRAIGHTFORWARD,
+    write_report,
+)
 from bulk360.control import init_schema
 from bulk360.graph import open_driver
 from bulk360.load.admin import AdminLoader, ImportRequest
@@ -66,6 +79,9 @@ BENCH_ENV = {
     "BULK360_IMPORT_DIR": str(ROOT / "import" / "bench"),
 }
 SEED_CONTROL_DB = "bulk360_bench_seed"
+STRINGS = "strings"
+"""Folder (in the benchmark's import folder) of the string-id copies of runs' files."""
+
 LARGE_GRAPH = 500_000
 """Nodes above which the benchmark's Neo4j is emptied by removing its store."""
 
@@ -103,9 +119,9 @@ def services(*args: str) -> None:
     subprocess.run([str(ROOT / "scripts" / "services"), *args], check=True, env=os.environ.copy())
 
 
-def bulk360(*args: str) -> Measured:
+def bulk360(*args: str, env: dict[str, str] | None = None) -> Measured:
     """The real CLI in its own process: wall time and peak RSS of its whole process tree."""
-    return run_measured([sys.executable, "-m", "bulk360", *args], os.environ)
+    return run_measured([sys.executable, "-m", "bulk360", *args], {**os.environ, **(env or {})})
 
 
 def generate(settings: Settings, scale: float | None, prefix: str) -> None:
@@ -186,16 +202,43 @@ class Bench:
         for step, seconds in summary["step_seconds"].items():
             self.steps.setdefault(step, []).append(seconds)
         self.record("bulk360 extract").add(summary["step_seconds"]["extract"], summary["rows_read"])
-        self.last = {"summary": summary, "elements": elements, "rows": summary["rows_read"]}
+        manifest = json.loads((Path(summary["import_dir"]) / "manifest.json").read_text())
+        self.last = {
+            "summary": summary,
+            "manifest": manifest,
+            "elements": elements,
+            "rows": summary["rows_read"],
+        }
 
-    def limit(self) -> None:
-        """psql \\copy of the same SELECTs to files, then neo4j-admin of bulk360's own files."""
+    def strings(self, folder: Path) -> tuple[Path, dict[str, Any]]:
+        """The string-id copy of a run's files, made outside any timing."""
+        out = self.settings.import_dir / STRINGS / folder.name
+        converted = string_id_copy(folder, json.loads((folder / "manifest.json").read_text()), out)
+        (out / "manifest.json").write_text(json.dumps(converted))
+        return out, converted
+
+    def limits(self) -> None:
+        """The same SELECTs by psql \\copy to files, then each import without bulk360:
+
+        * straightforward: neo4j-admin through its launcher, default (string) ids, of
+          string-id files of the same graph;
+        * the import limit: neo4j-admin with ``--id-type=actual`` of bulk360's own files,
+          started the fast way (one JVM, the class-data archive), as bulk360 starts it.
+        """
         folder = Path(self.last["summary"]["import_dir"])
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = self.last["manifest"]
+        # The bolt run reads the same rows into the same files: LOAD CSV and the Python recipe
+        # use this copy too.
+        strings, converted = self.last["strings"] = self.strings(folder)
         scratch = Path(tempfile.mkdtemp(dir=self.settings.import_dir))
+        ranges = id_ranges(manifest)
         try:
             with measure() as copied:
-                psql_copy(self.settings, self.plan, scratch / "copy", self.workers, os.environ)
+                psql_copy(
+                    self.settings, self.plan, scratch / "copy", self.workers, os.environ, ranges
+                )
+            with measure() as string_ids:
+                string_ids_import(self.settings, converted, strings)
             request = ImportRequest(
                 nodes=[(n["label"], folder / n["file"]) for n in manifest["nodes"]],
                 relationships=[(r["type"], folder / r["file"]) for r in manifest["relationships"]],
@@ -206,25 +249,41 @@ class Bench:
                 ],
                 report_file=scratch / "neo4j-admin.report",
                 log_file=scratch / "neo4j-admin.log",
-                tolerance=manifest["totals"]["rows_rejected"],
+                tolerance=0,
             )
-            with measure() as imported:
+            with measure() as actual_ids:
                 AdminLoader(self.settings).import_into(self.settings.neo4j_database, request)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         elements = self.last["elements"]
-        self.record("limit (psql copy + neo4j-admin)").add(
-            copied.seconds + imported.seconds, elements
-        )
+        self.record(STRAIGHTFORWARD).add(copied.seconds + string_ids.seconds, elements)
+        self.record(IMPORT_LIMIT).add(copied.seconds + actual_ids.seconds, elements)
         self.record("psql \\copy to files").add(copied.seconds, self.last["rows"])
-        self.record("neo4j-admin alone").add(imported.seconds, elements)
+        self.record("neo4j-admin, string ids (launcher)").add(string_ids.seconds, elements)
+        self.record("neo4j-admin, actual ids (fast start)").add(actual_ids.seconds, elements)
+
+    def sample_load_step(self, sample_settings: Settings) -> None:
+        """The fixed cost, on the Customer 360 sample: bulk360's load step (actual ids, fast
+        start) and the same graph's import as bulk360 ran it before (string ids, launcher)."""
+        measured = bulk360(
+            "run", "--mode", "admin", "--overwrite", "--json", env={"ETL_DB_NAME": SEED_CONTROL_DB}
+        )
+        summary = json.loads(measured.stdout)
+        elements = sum(summary["nodes"].values()) + sum(summary["relationships"].values())
+        self.record(SAMPLE_LOAD_AFTER).add(summary["step_seconds"]["load"], elements)
+        strings, converted = self.strings(Path(summary["import_dir"]))
+        settings = replace(self.settings, etl_db_name=SEED_CONTROL_DB)
+        with measure() as before:
+            string_ids_import(settings, converted, strings)
+        self.record(SAMPLE_LOAD_BEFORE).add(before.seconds, elements)
 
     def extract_peers(self) -> None:
+        ranges = id_ranges(self.last["manifest"])
         with measure() as devnull:
-            psql_copy(self.settings, self.plan, None, self.workers, os.environ)
+            psql_copy(self.settings, self.plan, None, self.workers, os.environ, ranges)
         self.record("psql \\copy to /dev/null").add(devnull.seconds, self.last["rows"])
         with measure() as arrow:
-            rows = connectorx_read(self.settings, self.plan, self.workers)
+            rows = connectorx_read(self.settings, self.plan, self.workers, ranges)
         self.record("ConnectorX to Arrow").add(arrow.seconds, rows)
 
     # -- Neo4j running -----------------------------------------------------------------------
@@ -240,11 +299,10 @@ class Bench:
         elements = sum(loaded["nodes"].values()) + sum(loaded["relationships"].values())
         self.record("bulk360 bolt").add(measured.seconds, elements, measured.peak_rss_bytes)
         self.record("bulk360 bolt (writing)").add(writing, elements)
-        self.bolt_folder = Path(summary["import_dir"])
 
     def load_csv(self) -> None:
-        manifest = json.loads((self.bolt_folder / "manifest.json").read_text())
-        relative = self.bolt_folder.relative_to(ROOT / "import")
+        folder, manifest = self.last["strings"]
+        relative = folder.relative_to(ROOT / "import")
         self.empty_graph()
         driver = self.driver()
         try:
@@ -271,7 +329,7 @@ class Bench:
                 sys.executable,
                 "-m",
                 "benchmarks.python_unwind",
-                str(self.bolt_folder / "manifest.json"),
+                str(self.last["strings"][0] / "manifest.json"),
                 json.dumps(keys),
                 s.neo4j_uri,
                 s.neo4j_username,
@@ -378,10 +436,12 @@ def main(
     bench = Bench(settings, workers, cap_seconds)
     for number in range(1, repeat + 1):
         print(f"repetition {number}/{repeat}")
+        shutil.rmtree(settings.import_dir / STRINGS, ignore_errors=True)
         services("neo4j", "stop")
         bench.admin()
-        bench.limit()
+        bench.limits()
         bench.extract_peers()
+        bench.sample_load_step(seed_settings)
         services("neo4j", "start")
         bench.bolt()
         bench.load_csv()

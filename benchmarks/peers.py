@@ -2,6 +2,10 @@
 
 * ``psql_copy``: the readers' own SELECTs, copied by ``psql \\copy`` (to files, or to /dev/null),
   as many streams in parallel as bulk360 uses;
+* ``string_id_copy``: the same graph's files with string ids (node keys as ``:ID(Label)``), made
+  from bulk360's files outside any timing, for the methods that work the way people write them
+  without bulk360: neo4j-admin with its default flags (``string_ids_import``), LOAD CSV and the
+  Python recipe, which match nodes on their keys;
 * ``connectorx_read``: the same SELECTs read into Arrow by ConnectorX;
 * ``load_csv``: the server loading bulk360's CSV files itself with
   ``LOAD CSV ... CALL { } IN TRANSACTIONS OF 10000 ROWS``;
@@ -26,11 +30,13 @@ from typing import Any
 from urllib.parse import quote
 
 import connectorx
+import polars as pl
 import psycopg
 from neo4j import Driver
 from psycopg import sql
 
 from bulk360.graph import quoted
+from bulk360.ids import IdRange
 from bulk360.load.bolt import clear_database, create_key_constraint
 from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
@@ -40,9 +46,12 @@ __all__ = [
     "clear_graph",
     "connectorx_read",
     "create_constraints",
+    "id_ranges",
     "load_csv",
     "psql_copy",
     "seed_load",
+    "string_id_copy",
+    "string_ids_import",
 ]
 
 _TEMPORAL = {"date", "localdatetime", "datetime", "localtime", "time", "duration"}
@@ -62,14 +71,26 @@ def _source_env(settings: Settings, source: str, plan: Plan) -> dict[str, str]:
     }
 
 
+def id_ranges(manifest: Mapping[str, Any]) -> dict[str, IdRange]:
+    """Each label's node ids in a run, so that a peer runs the readers' exact SELECTs."""
+    return {
+        n["label"]: IdRange(n["ids"][0] if n["nodes"] else 0, n["nodes"]) for n in manifest["nodes"]
+    }
+
+
 def psql_copy(
-    settings: Settings, plan: Plan, out_dir: Path | None, workers: int, env: Mapping[str, str]
+    settings: Settings,
+    plan: Plan,
+    out_dir: Path | None,
+    workers: int,
+    env: Mapping[str, str],
+    ranges: Mapping[str, IdRange],
 ) -> int:
     """``\\copy (SELECT ...) TO file`` (or /dev/null) for every table, ``workers`` at a time."""
 
     def copy(table: TablePlan) -> None:
         target = str(out_dir / f"{table.name}.csv") if out_dir else "/dev/null"
-        select = table.select_sql().as_string(None)
+        select = table.select_sql(ranges.get(table.name)).as_string(None)
         command = f"\\copy ({select}) TO '{target}' WITH (FORMAT csv)"
         subprocess.run(
             ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
@@ -103,17 +124,21 @@ def _connectorx_table(table: TablePlan) -> TablePlan:
     return replace(table, columns=columns)
 
 
-def connectorx_read(settings: Settings, plan: Plan, workers: int) -> int:
+def connectorx_read(
+    settings: Settings, plan: Plan, workers: int, ranges: Mapping[str, IdRange]
+) -> int:
     """Every table's SELECT read into an Arrow table by ConnectorX; returns the rows read."""
 
     def read(table: TablePlan) -> int:
+        ids = ranges.get(table.name)
         table = _connectorx_table(table)
         info = plan.source(table.source).conninfo(settings)
         password = quote(info["password"] or "", safe="")
         uri = (
             f"postgresql://{info['user']}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
         )
-        arrow = connectorx.read_sql(uri, table.select_sql().as_string(None), return_type="arrow")
+        select = table.select_sql(ids).as_string(None)
+        arrow = connectorx.read_sql(uri, select, return_type="arrow")
         return int(arrow.num_rows)
 
     tables = sorted(plan.tables, key=lambda t: -t.size_bytes)
@@ -193,6 +218,65 @@ def load_csv(
         )
         written += load(rel["file"], body)
     return written
+
+
+def string_id_copy(folder: Path, manifest: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """The files of a run with string ids: each node's key text (parts joined by U+001F) as
+    ``:ID(Label)``, each relationship end as its node's key. Returns the copy's manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    key_of: dict[str, pl.DataFrame] = {}
+    nodes, relationships = [], []
+    for node in manifest["nodes"]:
+        label = node["label"]
+        headers = node["headers"]
+        by_name = {h.rpartition(":")[0]: h for h in headers[1:]}
+        parts = [pl.col(by_name[k]) for k in node["keys"]]
+        key = parts[0] if len(parts) == 1 else pl.concat_str(parts, separator=ARRAY_DELIMITER)
+        frame = _read(folder / node["file"]).with_columns(key.alias(f":ID({label})"))
+        key_of[label] = frame.select(pl.col(":ID").cast(pl.Int64), pl.col(f":ID({label})"))
+        file = f"{label}.csv"
+        frame.select(f":ID({label})", *headers[1:]).write_csv(out / file)
+        nodes.append({**node, "file": file, "headers": [f":ID({label})", *headers[1:]]})
+    for rel in manifest["relationships"]:
+        start, end = f":START_ID({rel['from_label']})", f":END_ID({rel['to_label']})"
+        starts = key_of[rel["from_label"]].rename(
+            {":ID": ":START_ID", f":ID({rel['from_label']})": start}
+        )
+        ends = key_of[rel["to_label"]].rename({":ID": ":END_ID", f":ID({rel['to_label']})": end})
+        frame = (
+            _read(folder / rel["file"])
+            .with_columns(pl.col(":START_ID", ":END_ID").cast(pl.Int64))
+            .join(starts, on=":START_ID", how="left", maintain_order="left")
+            .join(ends, on=":END_ID", how="left", maintain_order="left")
+        )
+        file = f"{rel['type']}.{rel['mapping_id']}.csv"
+        headers = [start, end, *rel["headers"][2:]]
+        frame.select(headers).write_csv(out / file)
+        relationships.append({**rel, "file": file, "headers": headers})
+    return {**manifest, "nodes": nodes, "relationships": relationships}
+
+
+def _read(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False, quote_char='"', has_header=True)
+
+
+def string_ids_import(settings: Settings, manifest: Mapping[str, Any], folder: Path) -> None:
+    """``bin/neo4j-admin database import full`` of string-id files, its default id type, through
+    its launcher: how neo4j-admin is run without bulk360 (the flags bulk360 used before)."""
+    files = [*manifest["nodes"], *manifest["relationships"]]
+    command = [
+        str(settings.neo4j_admin),
+        *("database", "import", "full", settings.neo4j_database),
+        "--overwrite-destination=true",
+        f"--report-file={folder / 'string-ids.report'}",
+        "--skip-duplicate-nodes=true",
+        "--skip-bad-relationships=true",
+        f"--array-delimiter=U+{ord(ARRAY_DELIMITER):04X}",
+        f"--multiline-fields={str(any(e['multiline'] for e in files)).lower()}",
+        *[f"--nodes={n['label']}={folder / n['file']}" for n in manifest["nodes"]],
+        *[f"--relationships={r['type']}={folder / r['file']}" for r in manifest["relationships"]],
+    ]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 def _driver_value(value: Any) -> Any:

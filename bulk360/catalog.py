@@ -36,6 +36,13 @@ class CatalogTable:
     primary_key: tuple[str, ...]
     unique_keys: tuple[frozenset[str], ...]
     size_bytes: int
+    kind: str = "r"
+    """``pg_class.relkind``: r table, p partitioned table, v view, m materialized view, f foreign."""
+
+    @property
+    def has_ctid(self) -> bool:
+        """Whether rows have a physical position (views and foreign tables have none)."""
+        return self.kind in {"r", "p", "m"}
 
     def column(self, name: str) -> CatalogColumn | None:
         """The column called ``name``, if the table has one."""
@@ -50,7 +57,7 @@ _COLUMNS = """
 SELECT c.relname, a.attname,
        coalesce(bt.typname, t.typname) AS typname,
        coalesce(bt.typcategory, t.typcategory) AS typcategory,
-       et.typname AS element, a.attnotnull, pg_relation_size(c.oid) AS size,
+       et.typname AS element, a.attnotnull, pg_relation_size(c.oid) AS size, c.relkind,
        format_type(a.atttypid, a.atttypmod) AS type_text,
        -- numeric(p, s) stores ((p << 16) | (s & 2047)) + 4 in its type modifier (the scale is
        -- an 11-bit signed number since PostgreSQL 15); -1 is unconstrained
@@ -88,6 +95,7 @@ def read_catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, Catalo
     """All tables of ``schema`` with their columns and keys."""
     columns: dict[str, list[CatalogColumn]] = {}
     sizes: dict[str, int] = {}
+    kinds: dict[str, str] = {}
     for (
         relname,
         attname,
@@ -96,6 +104,7 @@ def read_catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, Catalo
         element,
         not_null,
         size,
+        kind,
         type_text,
         precision,
         scale,
@@ -106,6 +115,7 @@ def read_catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, Catalo
             )
         )
         sizes[relname] = size
+        kinds[relname] = kind
     primary: dict[str, tuple[str, ...]] = {}
     unique: dict[str, list[frozenset[str]]] = {}
     for relname, is_primary, key_columns in conn.execute(_KEYS, [schema]):
@@ -119,6 +129,7 @@ def read_catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, Catalo
             primary_key=primary.get(name, ()),
             unique_keys=tuple(unique.get(name, ())),
             size_bytes=sizes.get(name, 0),
+            kind=kinds.get(name, "r"),
         )
         for name, cols in columns.items()
     }

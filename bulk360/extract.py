@@ -1,5 +1,11 @@
 """Stage 1: parallel ``COPY (SELECT ...) TO STDOUT`` readers, one consistent snapshot per source.
 
+A run reads in two rounds, both in the snapshots: first an audit scan per table that needs one
+(its rows, NULL and duplicate keys, the values Neo4j cannot hold as they are) — every node table
+but the largest needs its count, because node ids are dense across labels and a label's range
+starts where the previous one ends (:mod:`bulk360.ids`) — then the COPYs, each numbering its
+rows from its label's range.
+
 For each source a coordinator transaction exports a snapshot (``pg_export_snapshot``) and stays
 open while that source's tables are read; every reader joins it with ``SET TRANSACTION
 SNAPSHOT``, so all tables of a source are read as of one instant even though they are read in
@@ -38,6 +44,7 @@ import psycopg
 from psycopg import IsolationLevel, pq, sql
 
 from bulk360.errors import IntegrityError, SourceError, TargetError
+from bulk360.ids import IdRange, assign_ranges
 from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
 from bulk360.types import SESSION_SETTINGS
@@ -64,6 +71,27 @@ class ExtractResult:
     """The columns the joins and id checks need, parsed while reading (None: none needed)."""
     values: dict[str, dict[str, int]] = field(default_factory=dict)
     """Column → kind → how many values Neo4j cannot hold as they are (see bulk360.types)."""
+    rows_duplicate: int = 0
+    """Rows rejected because an earlier row has the same key (node tables)."""
+    multiline: bool = False
+    """Whether a value holds a line break (neo4j-admin must then parse the file as multi-line)."""
+    ids: IdRange | None = None
+    """The node ids the rows got (node tables)."""
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What one audit scan of a table counted, in the run's snapshot."""
+
+    rows: int
+    null_key: int = 0
+    duplicate: int = 0
+    values: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> int:
+        """The rows that become nodes."""
+        return self.rows - self.null_key - self.duplicate
 
 
 class _Cancelled(Exception):
@@ -143,13 +171,15 @@ class BlockSink:
         self._file.write(header)
         self._hash = hashlib.sha256(header)
         self._indices = [headers.index(c) for c in needed]
-        # Integer columns as integers (they join and hash faster), every other one as text.
+        # Node ids and integer columns as integers (they join and hash faster), every other
+        # column as text.
         self._schema = pl.Schema(
-            {c: pl.Int64 if c.endswith(":long") else pl.String for c in needed}
+            {c: pl.Int64 if c == ":ID" or c.endswith(":long") else pl.String for c in needed}
         )
         self._frames: list[pl.DataFrame] = []
         self._pool = pool
         self._pending: Future[None] | None = None
+        self.multiline = False
 
     def block(self, data: bytes) -> None:
         if self._pending is not None:
@@ -165,6 +195,11 @@ class BlockSink:
             )
             frame.columns = self._schema.names()
             self._frames.append(frame.cast(self._schema))
+            # Each row ends in one line break: any more are inside a quoted value.
+            if not self.multiline and data.count(b"\n") != frame.height:
+                self.multiline = True
+        elif not self.multiline:
+            self.multiline = b'"' in data and _quoted_line_break(data)
 
     def close(self) -> tuple[str, pl.DataFrame | None]:
         """Finish the last block; the file's SHA-256 (header included) and the parsed columns."""
@@ -218,14 +253,42 @@ class Extractor:
                 snapshots[source] = row[0]
             yield snapshots
 
-    def _read(self, table: TablePlan, snapshot: str, pool: ThreadPoolExecutor) -> ExtractResult:
+    def _audit(self, table: TablePlan, snapshot: str) -> Audit:
+        """Count the table's rows, rejected keys and changing values, in the snapshot."""
+        query, names = table.audit_sql()
+        try:
+            with self._connect(table.source) as conn, conn.cursor() as cur:
+                cur.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                row = cur.execute(query).fetchone()
+        except psycopg.Error as exc:
+            raise _reading_failed(table, exc) from None
+        assert row is not None
+        counts: dict[str, int] = {}
+        values: dict[str, dict[str, int]] = {}
+        for (column, kind), count in zip(names, row, strict=True):
+            if not column:
+                counts[kind] = int(count)
+            elif count:
+                values.setdefault(column, {})[kind] = int(count)
+        null_key = counts.get("null_key", 0)
+        keys = counts.get("keys")
+        duplicate = counts["rows"] - null_key - keys if keys is not None else 0
+        return Audit(counts["rows"], null_key, duplicate, values)
+
+    def _read(
+        self,
+        table: TablePlan,
+        snapshot: str,
+        pool: ThreadPoolExecutor,
+        ids: IdRange | None,
+        audit: Audit | None,
+    ) -> ExtractResult:
         started = time.perf_counter()
         path = self._path_of(table)
         where = f"source '{table.source}', table {table.schema}.{table.table}"
         try:
             with self._connect(table.source) as conn, conn.cursor() as cur:
                 cur.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                null_keys, values = _audit(cur, table)
                 written = 0
                 sink = BlockSink(path, table.headers(), self._needed.get(table.name, []), pool)
 
@@ -238,13 +301,12 @@ class Extractor:
                     sink.block(data)
 
                 try:
-                    rows = copy_out(conn, table.copy_sql(), block)
+                    rows = copy_out(conn, table.copy_sql(ids), block)
                 finally:
                     digest, keys = sink.close()
+                multiline = sink.multiline
         except psycopg.Error as exc:
-            first_line = next(iter(str(exc).splitlines()), "")
-            detail = exc.diag.message_primary or first_line or type(exc).__name__
-            raise SourceError(f"{where}: reading failed: {detail}") from None
+            raise _reading_failed(table, exc) from None
         except OSError as exc:
             raise TargetError(
                 f"{where}: writing {path} failed: {exc.strerror or exc}; "
@@ -255,58 +317,93 @@ class Extractor:
                 f"{where}: PostgreSQL sent {rows:,} rows but {keys.height:,} were parsed; "
                 "the file would not hold what was read"
             )
-        seconds = time.perf_counter() - started
-        return ExtractResult(table, path, rows, null_keys, written, seconds, digest, keys, values)
+        if audit is not None and table.label and rows != audit.nodes:
+            raise IntegrityError(
+                f"{where}: {rows:,} rows were read for {audit.nodes:,} nodes counted in the "
+                "same snapshot"
+            )
+        return ExtractResult(
+            table=table,
+            path=path,
+            rows=rows,
+            rows_null_key=audit.null_key if audit else 0,
+            bytes=written,
+            seconds=time.perf_counter() - started,
+            sha256=digest,
+            keys=keys,
+            values=audit.values if audit else {},
+            rows_duplicate=audit.duplicate if audit else 0,
+            multiline=multiline,
+            ids=ids,
+        )
 
     def run(self) -> list[ExtractResult]:
-        """Read all tables, biggest first; the first failure stops the others."""
+        """Audit, then read all tables, biggest first; the first failure stops the others."""
         tables = sorted(self._plan.tables, key=lambda t: t.size_bytes, reverse=True)
+        order = _id_order(self._plan)
+        counted = {t.name for t in order[:-1]}
+        audited = [t for t in tables if t.name in counted or t.needs_audit]
         with (
             self._snapshots() as snapshots,
             ThreadPoolExecutor(self._workers) as sinks,
             ThreadPoolExecutor(self._workers) as pool,
         ):
-            futures = [pool.submit(self._read, t, snapshots[t.source], sinks) for t in tables]
-            try:
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            except BaseException:  # interrupted: the readers stop at their next block
-                self._failed.set()
-                for future in futures:
-                    future.cancel()
-                raise
-            if any(f.exception() for f in done):
-                self._failed.set()
-                for future in futures:
-                    future.cancel()
-                wait(futures)
-            errors = [
-                f.exception()
-                for f in futures
-                if not f.cancelled()
-                and f.exception() is not None
-                and not isinstance(f.exception(), _Cancelled)
+            found = self._all(pool, [(self._audit, t, snapshots[t.source]) for t in audited])
+            audits = {t.name: audit for t, audit in zip(audited, found, strict=True)}
+            ranges = assign_ranges(
+                [(t.name, audits[t.name].nodes if t.name in audits else None) for t in order]
+            )
+            reads = [
+                (self._read, t, snapshots[t.source], sinks, ranges.get(t.name), audits.get(t.name))
+                for t in tables
             ]
-            if errors:
-                raise errors[0]  # type: ignore[misc]
-            return [f.result() for f in futures]
+            results: list[ExtractResult] = self._all(pool, reads)
+            return results
+
+    def _all(self, pool: ThreadPoolExecutor, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """Run every call on ``pool``; the first failure (or an interruption) stops the rest."""
+        futures = [pool.submit(*call) for call in calls]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # interrupted: the readers stop at their next block
+            self._failed.set()
+            for future in futures:
+                future.cancel()
+            raise
+        if any(f.exception() for f in done):
+            self._failed.set()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+        errors = [
+            f.exception()
+            for f in futures
+            if not f.cancelled()
+            and f.exception() is not None
+            and not isinstance(f.exception(), _Cancelled)
+        ]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+        return [f.result() for f in futures]
 
 
-def _audit(cur: psycopg.Cursor[Any], table: TablePlan) -> tuple[int, dict[str, dict[str, int]]]:
-    """Rows with a NULL key, and per column the values Neo4j cannot hold as they are."""
-    audit = table.audit_sql()
-    if audit is None:
-        return 0, {}
-    query, names = audit
-    row = cur.execute(query).fetchone()
-    assert row is not None
-    null_keys = 0
-    values: dict[str, dict[str, int]] = {}
-    for (column, kind), count in zip(names, row, strict=True):
-        if kind == "null_key":
-            null_keys = int(count)
-        elif count:
-            values.setdefault(column, {})[kind] = int(count)
-    return null_keys, values
+def _id_order(plan: Plan) -> list[TablePlan]:
+    """Node tables in the order their ids are given: smallest first, so the largest is last."""
+    nodes = [t for t in plan.tables if t.label]
+    return sorted(nodes, key=lambda t: (t.size_bytes, t.name))
+
+
+def _reading_failed(table: TablePlan, exc: psycopg.Error) -> SourceError:
+    first_line = next(iter(str(exc).splitlines()), "")
+    detail = exc.diag.message_primary or first_line or type(exc).__name__
+    where = f"source '{table.source}', table {table.schema}.{table.table}"
+    return SourceError(f"{where}: reading failed: {detail}")
+
+
+def _quoted_line_break(data: bytes) -> bool:
+    """Whether a block of CSV rows has a line break inside a quoted value (a full parse)."""
+    rows = pl.read_csv(data, has_header=False, infer_schema=False, quote_char='"').height
+    return data.count(b"\n") != rows
 
 
 def _free(path: Path) -> str:

@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 MODES = ("admin", "bolt", "csv")
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 
 
 class Reporter(Protocol):
@@ -220,11 +220,6 @@ def value_changes(manifest: dict[str, Any], mode: str) -> list[tuple[str, str]]:
 def _sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _has_text(headers: list[str]) -> bool:
-    """Whether a file can hold quoted newlines (any string property)."""
-    return any(h.endswith((":string", ":string[]")) for h in headers)
 
 
 def _steps(mode: str, reuse: bool) -> list[str]:
@@ -392,9 +387,9 @@ class _Run:
         self.digests = {r.path: r.sha256 for r in extracted}
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
             node_jobs = {
-                r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name))
+                r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name), r.ids)
                 for r in extracted
-                if r.table.label
+                if r.table.label and r.ids is not None
             }
 
             def relationship(rel: RelationshipPlan) -> tuple[RelationshipResult, str]:
@@ -426,7 +421,7 @@ class _Run:
             common = {
                 "source": table.source,
                 "table": f"{table.schema}.{table.table}",
-                "rows_read": result.rows + result.rows_null_key,
+                "rows_read": result.rows + result.rows_null_key + result.rows_duplicate,
                 "bytes": result.bytes,
                 "seconds": round(result.seconds, 3),
                 "values": result.values,
@@ -434,7 +429,7 @@ class _Run:
             if not table.label:
                 tables.append(common)
                 continue
-            duplicates = checks[table.name].duplicates
+            check = checks[table.name]
             nodes.append(
                 {
                     "label": table.label,
@@ -445,19 +440,16 @@ class _Run:
                     # How many, not which: an excluded column is named nowhere outside the control rows.
                     "excluded_columns": len(table.excluded),
                     "rejected_null_key": result.rows_null_key,
-                    "rejected_duplicate_key": duplicates,
-                    "nodes": result.rows - duplicates,
+                    "rejected_duplicate_key": result.rows_duplicate,
+                    "nodes": result.rows,
+                    "ids": [check.first_id, check.last_id],
                     "sha256": digests[result.path],
-                    "multiline": _has_text(table.headers()),
+                    "multiline": result.multiline,
                 }
             )
         rels: list[dict[str, Any]] = []
         for rel in relationships:
-            headers = [
-                f":START_ID({rel.plan.from_table.label})",
-                f":END_ID({rel.plan.to_table.label})",
-            ]
-            headers += [h for _, h in rel.plan.properties]
+            headers = [":START_ID", ":END_ID", *[h for _, h in rel.plan.properties]]
             rels.append(
                 {
                     "type": rel.plan.relationship_type,
@@ -478,7 +470,7 @@ class _Run:
                     "bytes": rel.path.stat().st_size,
                     "seconds": round(rel.seconds, 3),
                     "sha256": digests[rel.path],
-                    "multiline": _has_text(headers),
+                    "multiline": rel.multiline,
                 }
             )
         return {
@@ -734,6 +726,13 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
         if options.mode == "admin":
             with state.step("load", "neo4j-admin database import full into a staging store"):
                 state.summary.admin = _admin_import(state, manifest)
+                for note in state.summary.admin.notes:
+                    state.note(note)
+                state.note(
+                    f"{state.summary.admin.nodes:,} nodes and "
+                    f"{state.summary.admin.relationships:,} relationships with their actual ids "
+                    f"(neo4j-admin started as {state.summary.admin.started})"
+                )
             with state.step("swap", f"swap the import in as database '{settings.neo4j_database}'"):
                 replaced = state.loader.swap()
                 state.note(
@@ -881,7 +880,6 @@ def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:
             raise ValidationFailed(problems)
     entries = [*manifest["nodes"], *manifest["relationships"]]
     state.loader.check_space(sum(e["bytes"] for e in entries))
-    rejected_duplicates = sum(n["rejected_duplicate_key"] for n in manifest["nodes"])
     result = state.loader.stage(
         ImportRequest(
             nodes=[(n["label"], final / n["file"]) for n in manifest["nodes"]],
@@ -889,7 +887,7 @@ def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:
             multiline=[final / e["file"] for e in entries if e["multiline"]],
             report_file=state.paths.admin_report,
             log_file=state.paths.admin_log,
-            tolerance=state.options.tolerance + rejected_duplicates,
+            tolerance=state.options.tolerance,
         )
     )
     expected_nodes = manifest["totals"]["nodes"]

@@ -17,6 +17,7 @@ from psycopg import sql
 from bulk360.catalog import CatalogColumn, CatalogTable
 from bulk360.control import ControlConfig, NodeMapping, RelationshipMapping, Source
 from bulk360.errors import ValidationFailed
+from bulk360.ids import IdRange
 from bulk360.joins import (
     ColumnRef,
     Filter,
@@ -71,6 +72,8 @@ class TablePlan:
     size_bytes: int
     catalog_columns: tuple[tuple[str, str], ...] = ()
     """Every column of the table (excluded ones too) with its type: the schema a run records."""
+    has_ctid: bool = True
+    """Whether its rows have a physical position (not a view or a foreign table)."""
 
     @property
     def name(self) -> str:
@@ -79,8 +82,8 @@ class TablePlan:
 
     @property
     def id_header(self) -> str:
-        """Header of the node id column; ids live in one id space per label."""
-        return f":ID({self.label})"
+        """Header of the node id column: a dense global integer id (see :mod:`bulk360.ids`)."""
+        return ":ID"
 
     def headers(self) -> list[str]:
         """The header fields of this table's CSV file, in order."""
@@ -99,48 +102,79 @@ class TablePlan:
             sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in self.key_columns
         )
 
-    def select_sql(self) -> sql.Composed:
-        """The reader's SELECT: kept columns only (with the node id first), keys not null."""
-        selects: list[sql.Composable] = [c.select for c in self.columns]
-        if self.label:
-            # A composite key becomes one id: its parts joined by U+001F.
-            parts = [sql.SQL("{}::text").format(sql.Identifier(k)) for k in self.key_columns]
-            node_id = (
-                parts[0]
-                if len(parts) == 1
-                else sql.SQL("concat_ws(E'\\x1f', {})").format(sql.SQL(", ").join(parts))
-            )
-            selects.insert(0, node_id)
-        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selects), self._relation())
-        if self.label and not self.key_not_null:
-            query = sql.SQL("{} WHERE {}").format(query, self._key_not_null())
-        return query
+    def _nodes(self) -> sql.Composable:
+        """The rows that become nodes: keys not NULL, and one row per key.
 
-    def copy_sql(self) -> sql.Composed:
-        """The reader's ``COPY (SELECT ...) TO STDOUT (FORMAT csv)``."""
-        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(self.select_sql())
-
-    def audit_sql(self) -> tuple[sql.Composed, list[tuple[str, str]]] | None:
-        """One scan counting what the file will not hold as it is; None when nothing can be.
-
-        Returns the query and, per result column, what it counts: ``("", "null_key")`` for rows
-        rejected for a NULL key, ``(column, kind)`` for a :class:`ValueAudit` of a column.
+        A key that no unique index guarantees keeps its first row in the table's physical order
+        (its ``ctid``; a view's rows have none, so there it is whichever PostgreSQL gives
+        first). The others are duplicates, counted and rejected.
         """
-        counts: list[sql.Composable] = []
-        names: list[tuple[str, str]] = []
+        if self.key_unique:
+            if self.key_not_null:
+                return self._relation()
+            return sql.SQL("(SELECT * FROM {} WHERE {}) AS nodes").format(
+                self._relation(), self._key_not_null()
+            )
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.key_columns)
+        order = sql.SQL("{}, ctid").format(keys) if self.has_ctid else keys
+        return sql.SQL("(SELECT DISTINCT ON ({}) * FROM {} WHERE {} ORDER BY {}) AS nodes").format(
+            keys, self._relation(), self._key_not_null(), order
+        )
+
+    def select_sql(self, ids: IdRange | None = None) -> sql.Composed:
+        """The reader's SELECT: kept columns only, for a node table its id first.
+
+        ``ids`` is the label's range of node ids (a range from 0 when not given, as ``bulk360
+        plan`` shows it); PostgreSQL numbers the rows in the order it sends them.
+        """
+        selects: list[sql.Composable] = [c.select for c in self.columns]
+        if not self.label:
+            return sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(selects), self._relation()
+            )
+        selects.insert(0, (ids or IdRange(0, None)).expression())
+        return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selects), self._nodes())
+
+    def copy_sql(self, ids: IdRange | None = None) -> sql.Composed:
+        """The reader's ``COPY (SELECT ...) TO STDOUT (FORMAT csv)``."""
+        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(self.select_sql(ids))
+
+    @property
+    def needs_audit(self) -> bool:
+        """Whether rows can be rejected (a nullable or non-unique key) or values change."""
+        keys_can_fail = bool(self.label) and not (self.key_unique and self.key_not_null)
+        return keys_can_fail or any(c.audits for c in self.columns)
+
+    def audit_sql(self) -> tuple[sql.Composed, list[tuple[str, str]]]:
+        """One scan counting the rows and what the file will not hold as it is.
+
+        Returns the query and, per result column, what it counts: ``("", "rows")`` every row,
+        ``("", "null_key")`` the rows rejected for a NULL key, ``("", "keys")`` the distinct
+        keys (when no unique index guarantees them), ``(column, kind)`` for a
+        :class:`ValueAudit` of a column.
+        """
+        counts: list[sql.Composable] = [sql.SQL("count(*)")]
+        names: list[tuple[str, str]] = [("", "rows")]
         if self.label and not self.key_not_null:
-            counts.append(sql.SQL("NOT ({})").format(self._key_not_null()))
+            counts.append(sql.SQL("count(*) FILTER (WHERE NOT ({}))").format(self._key_not_null()))
             names.append(("", "null_key"))
+        if self.label and not self.key_unique:
+            keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.key_columns)
+            distinct = keys if len(self.key_columns) == 1 else sql.SQL("ROW({})").format(keys)
+            counts.append(
+                sql.SQL("count(DISTINCT {}) FILTER (WHERE {})").format(
+                    distinct, self._key_not_null()
+                )
+            )
+            names.append(("", "keys"))
         for column in self.columns:
             for audit in column.audits:
-                counts.append(audit.predicate(column.name))
+                counts.append(
+                    sql.SQL("count(*) FILTER (WHERE {})").format(audit.predicate(column.name))
+                )
                 names.append((column.name, audit.kind))
-        if not counts:
-            return None
-        filters = sql.SQL(", ").join(
-            sql.SQL("count(*) FILTER (WHERE {})").format(c) for c in counts
-        )
-        return sql.SQL("SELECT {} FROM {}").format(filters, self._relation()), names
+        columns = sql.SQL(", ").join(counts)
+        return sql.SQL("SELECT {} FROM {}").format(columns, self._relation()), names
 
 
 @dataclass(frozen=True)
@@ -370,6 +404,7 @@ class _Checker:
             key_not_null=all(c is not None and c.not_null for c in key_columns),
             size_bytes=found.size_bytes,
             catalog_columns=tuple((c.name, c.type_text) for c in found.columns),
+            has_ctid=found.has_ctid,
         )
 
     def node_plan(self, mapping: NodeMapping) -> TablePlan | None:

@@ -45,6 +45,9 @@ class Settings:
     """Home of a self-hosted Neo4j; admin mode runs ``bin/neo4j-admin`` from it (``NEO4J_HOME``)."""
     import_dir: Path = Path("import")
     """Folder that receives the CSV files and the manifest (``BULK360_IMPORT_DIR``)."""
+    cache_dir: Path = Path.home() / ".cache" / "bulk360"
+    """Files bulk360 may make again at any time, e.g. neo4j-admin's class-data archive
+    (``BULK360_CACHE_DIR``; default ``$XDG_CACHE_HOME/bulk360`` or ``~/.cache/bulk360``)."""
     api_token: str | None = field(default=None, repr=False)
     """The bearer token ``bulk360 serve`` requires when set (``BULK360_API_TOKEN``); never printed."""
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -70,6 +73,13 @@ class Settings:
     def secret(self, variable: str) -> str | None:
         """The value of an environment variable named by a control row, or None."""
         return self.environment.get(variable)
+
+
+def _cache_dir(merged: Mapping[str, str]) -> Path:
+    if merged.get("BULK360_CACHE_DIR"):
+        return Path(merged["BULK360_CACHE_DIR"])
+    base = merged.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bulk360"
 
 
 def _root_of(env_file: str | None) -> Path:
@@ -118,6 +128,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         "neo4j_database": pick("NEO4J_DATABASE", "neo4j"),
         "neo4j_home": folder("NEO4J_HOME", ".local/neo4j"),
         "import_dir": folder("BULK360_IMPORT_DIR", "import"),
+        "cache_dir": _cache_dir(merged),
         "api_token": merged.get("BULK360_API_TOKEN") or None,
         "environment": merged,
     }

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
+from bulk360.errors import IntegrityError
+from bulk360.ids import IdRange
 from bulk360.plan import Plan, RelationshipPlan, TablePlan
 
 __all__ = [
@@ -32,19 +34,39 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NodeCheck:
-    """Duplicate ids found in a node file (they are rejected: the first row wins)."""
+    """What was verified of a node file before neo4j-admin trusts it (``--id-type=actual``)."""
 
     label: str
-    duplicates: int
+    first_id: int | None
+    last_id: int | None
 
 
-def check_nodes(table: TablePlan, frame: pl.DataFrame | None) -> NodeCheck:
-    """Count duplicate ids when no unique index guarantees the key is unique."""
-    assert table.label is not None
-    if table.key_unique or frame is None:
-        return NodeCheck(table.label, 0)
-    ids = frame.get_column(table.id_header)
-    return NodeCheck(table.label, ids.len() - ids.n_unique())
+def check_nodes(table: TablePlan, frame: pl.DataFrame | None, ids: IdRange) -> NodeCheck:
+    """The file's ids are exactly the label's range, and its keys are unique.
+
+    PostgreSQL numbered the rows and kept one per key; this confirms it on the parsed columns,
+    because neo4j-admin checks nothing of actual ids and a repeated one breaks the store.
+    """
+    assert table.label is not None and frame is not None
+    where = f":{table.label} ({table.source}.{table.table})"
+    column = frame.get_column(table.id_header)
+    rows = column.len()
+    first = int(column.min()) if rows else None  # type: ignore[arg-type]
+    last = int(column.max()) if rows else None  # type: ignore[arg-type]
+    if not ids.holds(first or 0, last or 0, rows):
+        raise IntegrityError(
+            f"{where}: node ids {first}..{last} of {rows:,} rows are not the label's range "
+            f"from {ids.offset}; nothing was imported"
+        )
+    if not table.key_unique:
+        keys = [table.header_of(k) for k in table.key_columns]
+        key = pl.col(keys[0]) if len(keys) == 1 else pl.struct(keys)
+        distinct = frame.select(key.n_unique()).item()
+        if distinct != frame.height:
+            raise IntegrityError(
+                f"{where}: {frame.height - distinct:,} rows repeat a key; nothing was imported"
+            )
+    return NodeCheck(table.label, first, last)
 
 
 def read_text(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
@@ -60,8 +82,10 @@ def needed_columns(plan: Plan) -> dict[str, list[str]]:
         needed.setdefault(table.name, []).extend(columns)
 
     for table in plan.tables:
-        if table.label and not table.key_unique:
+        if table.label:
             need(table, table.id_header)
+            if not table.key_unique:
+                need(table, *[table.header_of(k) for k in table.key_columns])
     for rel in plan.relationships:
         props = {r: [h for role, h in rel.properties if role == r] for r in ("from", "to", "link")}
         filters = {r: [h for role, h, _ in rel.filters if role == r] for r in props}
@@ -92,6 +116,8 @@ class RelationshipResult:
     orphans: dict[str, int] = field(default_factory=dict)
     """Rows per side ('from', 'to', 'link') whose keys matched nothing."""
     seconds: float = 0.0
+    multiline: bool = False
+    """Whether a property value holds a line break."""
     driving: str = "from"
     read: int = 0
     rejected: int = 0
@@ -232,18 +258,23 @@ def build_relationship(
         orphans["link"] = orphaned
 
     columns = [
-        pl.col(f"from|{plan.from_table.id_header}").alias(f":START_ID({plan.from_table.label})"),
-        pl.col(f"to|{plan.to_table.id_header}").alias(f":END_ID({plan.to_table.label})"),
+        pl.col(f"from|{plan.from_table.id_header}").alias(":START_ID"),
+        pl.col(f"to|{plan.to_table.id_header}").alias(":END_ID"),
         *[pl.col(f"{role}|{header}").alias(header) for role, header in plan.properties],
     ]
     frame = joined.select(columns).collect()
     frame.write_csv(out)
+    texts = [h for _, h in plan.properties if h.endswith((":string", ":string[]"))]
+    multiline = bool(texts) and bool(
+        frame.select(pl.any_horizontal(pl.col(texts).str.contains("\n", literal=True).any())).item()
+    )
     return RelationshipResult(
         plan,
         out,
         frame.height,
         orphans,
         time.perf_counter() - started,
+        multiline=multiline,
         driving=driving,
         read=read,
         rejected=read - non_null,

@@ -18,6 +18,7 @@ from bulk360.cli.reporting import ConsoleReporter, summary_table
 from bulk360.control import init_schema, list_runs, show_run
 from bulk360.errors import CheckFailed, ConfigError, IntegrityError, SchemaDrift
 from bulk360.graph import connect_graph
+from bulk360.ids import IdRange
 from bulk360.pipeline import MODES, RunOptions, prepare_plan, run
 from bulk360.recommend import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions, recommend
 from bulk360.samples import available_samples, load_sample
@@ -80,9 +81,9 @@ def plan_command(ctx: typer.Context) -> None:
         console.print(f"  kept:     {', '.join(c.header for c in table.columns)}", highlight=False)
         if table.excluded:
             console.print(f"  excluded: {', '.join(table.excluded)}", highlight=False)
-        console.print(
-            f"  reader:   {table.copy_sql().as_string(None)}", highlight=False, soft_wrap=True
-        )
+        # A run numbers node ids from the label's range (see bulk360.ids); shown from 0.
+        reader = table.copy_sql(IdRange(0, 0)).as_string(None)
+        console.print(f"  reader:   {reader}", highlight=False, soft_wrap=True)
     for rel in plan.relationships:
         m = rel.mapping
         how = (

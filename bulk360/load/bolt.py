@@ -153,15 +153,12 @@ class BoltLoad:
     """Relationships per type in the graph after the load."""
 
 
-def _key_parts(id_column: str, keys: Sequence[Field], alias: str) -> list[pl.Expr]:
-    """The typed key values of a ``:ID`` text column (composite ids are joined by U+001F)."""
-    if len(keys) == 1:
-        return [keys[0].parse(pl.col(id_column)).alias(f"{alias}0")]
-    parts = pl.col(id_column).str.split_exact(ARRAY_DELIMITER, len(keys) - 1)
-    return [
-        key.parse(parts.struct.field(f"field_{i}")).alias(f"{alias}{i}")
-        for i, key in enumerate(keys)
-    ]
+def _keys_by_id(node: NodeSpec, alias: str) -> pl.LazyFrame:
+    """A node file's ids with the typed key values of each, named ``<alias>0``, ``<alias>1``..."""
+    return _scan(node.path).select(
+        pl.col(node.id_column).cast(pl.Int64).alias(f"{alias}|id"),
+        *[k.parse(pl.col(k.column)).alias(f"{alias}{i}") for i, k in enumerate(node.key_fields())],
+    )
 
 
 def clear_database(driver: Driver, database: str, batch_size: int) -> None:
@@ -448,12 +445,25 @@ class BoltLoader:
     def _relationship_batches(self, spec: RelationshipSpec, mode: str) -> Iterator[_Batch]:
         start_keys, end_keys = spec.start.key_fields(), spec.end.key_fields()
         fields = spec.fields
-        frame = read_text(spec.path).select(
-            *_key_parts(spec.headers[0], start_keys, "s"),
-            *_key_parts(spec.headers[1], end_keys, "e"),
-            *[f.parse(pl.col(f.column)).alias(f.name) for f in fields],
-        )
         n_start, n_end = len(start_keys), len(end_keys)
+        # The files hold node ids; the server matches nodes on their keys, read from the node
+        # files (every end is a node of the run: the joins wrote no other).
+        frame = (
+            _scan(spec.path)
+            .select(
+                pl.col(spec.headers[0]).cast(pl.Int64).alias("s|id"),
+                pl.col(spec.headers[1]).cast(pl.Int64).alias("e|id"),
+                *[f.parse(pl.col(f.column)).alias(f.name) for f in fields],
+            )
+            .join(_keys_by_id(spec.start, "s"), on="s|id", how="inner", maintain_order="left")
+            .join(_keys_by_id(spec.end, "e"), on="e|id", how="inner", maintain_order="left")
+            .select(
+                *[f"s{i}" for i in range(n_start)],
+                *[f"e{i}" for i in range(n_end)],
+                *[f.name for f in fields],
+            )
+            .collect()
+        )
 
         def match(alias: str, node: NodeSpec, keys: list[Field], offset: int) -> str:
             props = ", ".join(

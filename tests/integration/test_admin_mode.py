@@ -423,7 +423,7 @@ def test_cli_commands_read_the_run(
     import_root = control_settings.import_dir
     plan = bulk360_cli(control_settings, import_root, "plan")
     assert plan.returncode == 0, plan.stderr
-    assert 'COPY (SELECT "account_id"::text' in plan.stdout
+    assert 'COPY (SELECT 0 + row_number() OVER () - 1, "account_id" AS "account_id"' in plan.stdout
     assert "(:Account)-[:SUBMITTED]->(:Ticket)" in plan.stdout
     runs = bulk360_cli(control_settings, import_root, "runs")
     assert runs.returncode == 0 and "succeeded" in runs.stdout, runs.stderr

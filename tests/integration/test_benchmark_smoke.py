@@ -14,7 +14,9 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 RATIOS = {
-    "admin_vs_limit",
+    "admin_vs_straightforward",
+    "admin_vs_import_limit",
+    "sample_load_after_vs_before",
     "extract_vs_psql_copy",
     "extract_vs_connectorx",
     "transform_write_vs_extract",
@@ -42,10 +44,16 @@ def test_bench_smoke_measures_every_method_and_writes_the_report(tmp_path: Path)
     assert all(math.isfinite(v) and v > 0 for v in report["ratios"].values()), report["ratios"]
     assert {t["met"] for t in report["targets"].values()} <= {True, False}
     methods = report["methods"]
-    assert len(methods) == 12
+    assert len(methods) == 16
     assert all(m["runs"] == 1 and m["per_second"] > 0 for m in methods.values()), methods
     # Every method that writes the whole graph wrote the same number of nodes and relationships.
-    whole = ["bulk360 admin", "bulk360 bolt", "LOAD CSV in transactions", "neo4j-admin alone"]
+    whole = [
+        "bulk360 admin",
+        "bulk360 bolt",
+        "LOAD CSV in transactions",
+        "neo4j-admin, string ids (launcher)",
+        "neo4j-admin, actual ids (fast start)",
+    ]
     assert len({methods[name]["elements"] for name in whole}) == 1, methods
     assert methods["bulk360 admin"]["elements"] == report["elements"] > report["rows"] > 0
     # The extraction peers read the same rows as bulk360's readers.
@@ -54,4 +62,4 @@ def test_bench_smoke_measures_every_method_and_writes_the_report(tmp_path: Path)
     assert report["scaling"][0]["rows"] < report["scaling"][1]["rows"]
     for image in ("throughput.png", "scaling.png"):
         assert (tmp_path / image).read_bytes()[:4] == b"\x89PNG"
-    assert "admin_vs_limit" in (tmp_path / "latest.md").read_text()
+    assert "admin_vs_import_limit" in (tmp_path / "latest.md").read_text()

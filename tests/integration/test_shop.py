@@ -37,21 +37,53 @@ SHOP_DB = PREFIX + "shop"
 TOP_N = 10
 
 
+BRANDS_DB = PREFIX + "brands"
+# A table without a key: repeated codes (the first row in the table wins), a NULL one, and a
+# brand no product has; most products' brands are not in it (orphans of MADE_BY).
+BRANDS_SQL = """
+CREATE TABLE brands (code text, note text);
+INSERT INTO brands VALUES ('Acme', 'first Acme'), ('Borealis', 'first Borealis'),
+    ('Acme', 'second Acme'), (NULL, 'no code'), ('Zenith', 'first Zenith'),
+    ('Borealis', 'second Borealis'), ('Acme', 'third Acme');
+"""
+
+
 @pytest.fixture(scope="module")
 def shop_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
+    """Both samples in one control database, and a brands table with repeated keys."""
     recreate_database(settings, SHOP_CONTROL_DB)
     shop = replace(
         settings, etl_db_name=SHOP_CONTROL_DB, import_dir=tmp_path_factory.mktemp("shop")
     )
     load_sample(shop, "ecommerce", database_prefix=PREFIX)
+    load_sample(shop, "customer360", database_prefix=PREFIX)
+    recreate_database(settings, BRANDS_DB)
+    with psycopg.connect(**{**settings.control_conninfo(), "dbname": BRANDS_DB}) as conn:
+        conn.execute(BRANDS_SQL)  # type: ignore[arg-type]
+    with psycopg.connect(**shop.control_conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO source_databases (name, db_host, db_port, db_name, db_user,"
+            " db_password_env) VALUES ('brands', %s, %s, %s, %s, 'ETL_DB_PASSWORD')",
+            [settings.etl_db_host, settings.etl_db_port, BRANDS_DB, settings.etl_db_user],
+        )
+        conn.execute(
+            "INSERT INTO node_label_mappings (source_name, table_name, label, key_columns)"
+            " VALUES ('brands', 'brands', 'Brand', '{code}')"
+        )
+        conn.execute(
+            "INSERT INTO relationship_mappings (relationship_type, from_label, from_alias,"
+            " to_label, to_alias, join_condition) VALUES"
+            " ('MADE_BY', 'Product', 'p', 'Brand', 'b', 'p.brand = b.code')"
+        )
     return shop
 
 
 @pytest.fixture(scope="module")
 def shop_run(shop_settings: Settings, neo4j_driver: Driver) -> RunSummary:
-    """The shop graph built by admin mode, Neo4j running again afterwards."""
+    """Both samples and the brands built by admin mode into one graph (its store checked by
+    neo4j-admin database check), Neo4j running again afterwards."""
     return build_with_admin_mode(shop_settings)
 
 
@@ -83,6 +115,41 @@ EXPECTED_SQL = {
 }
 
 
+def test_both_samples_and_repeated_keys_make_one_graph(
+    shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
+) -> None:
+    assert shop_run.status == "succeeded" and shop_run.ledger_balanced
+    assert shop_run.nodes["Account"] == 400 and shop_run.nodes["Customer"] == 3000
+    # One node per code, from its first row; the NULL code and the repeats are rejected.
+    brands = cypher(
+        neo4j_driver, "MATCH (b:Brand) RETURN b.code AS code, b.note AS note ORDER BY code"
+    )
+    assert [(b["code"], b["note"]) for b in brands] == [
+        ("Acme", "first Acme"),
+        ("Borealis", "first Borealis"),
+        ("Zenith", "first Zenith"),
+    ]
+    with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+        ledger = conn.execute(
+            "SELECT rows_processed, rows_written, rows_rejected, rows_duplicate, ledger_balanced"
+            " FROM etl_table_logs WHERE run_id = %s AND label = 'Brand'",
+            [shop_run.run_id],
+        ).fetchone()
+        made_by = conn.execute(
+            "SELECT rows_processed, rows_written, rows_orphaned FROM etl_table_logs"
+            " WHERE run_id = %s AND relationship_type = 'MADE_BY'",
+            [shop_run.run_id],
+        ).fetchone()
+    assert ledger == (7, 3, 1, 3, True)
+    # Products of brands the table has relate; the others are orphans.
+    with_brand = shop_sql(
+        shop_settings, "SELECT count(*) FROM products WHERE brand IN ('Acme', 'Borealis')"
+    )[0][0]
+    assert made_by == (2000, with_brand, 2000 - with_brand)
+    graph = cypher(neo4j_driver, "MATCH (:Product)-[r:MADE_BY]->(:Brand) RETURN count(r) AS n")
+    assert graph[0]["n"] == with_brand > 0
+
+
 def test_shop_graph_counts_equal_the_same_joins_in_sql(
     shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
 ) -> None:
@@ -103,7 +170,15 @@ def test_shop_graph_counts_equal_the_same_joins_in_sql(
     )
     assert ones[0]["n"] == 4
     # Top-level categories have no parent: a NULL key refers to nothing, it is no orphan.
-    assert shop_run.rows_orphaned == 0
+    with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+        orphaned = dict(
+            conn.execute(
+                "SELECT relationship_type, rows_orphaned FROM etl_table_logs"
+                " WHERE run_id = %s AND object_kind = 'relationship'",
+                [shop_run.run_id],
+            ).fetchall()
+        )
+    assert orphaned["SUBCATEGORY_OF"] == orphaned["PLACED"] == orphaned["CONTAINS"] == 0
     # The event relationships carry their time, the order lines quantity and unit price.
     typed = cypher(
         neo4j_driver,
