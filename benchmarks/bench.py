@@ -56,10 +56,13 @@ from benchmarks.peers import (
     string_ids_import,
 )
 from benchmarks.report import (
+    FULL_UPSERT,
     IMPORT_LIMIT,
+    REBUILD,
     SAMPLE_LOAD_AFTER,
     SAMPLE_LOAD_BEFORE,
     STRAIGHTFORWARD,
+    SYNC,
     write_report,
 )
 from bulk360.control import init_schema
@@ -364,6 +367,85 @@ class Bench:
         self.record("seed: one CREATE per row").add(seconds, written, finished=finished)
 
 
+# One percent of the rows changed, spread over the tables: 0.6% updated, 0.2% deleted, 0.2%
+# inserted (copies of other rows under new keys).
+SYNC_CHANGES = {
+    "profiles_db": (
+        "UPDATE accounts SET full_name = full_name || ' Jr' WHERE account_id % 500 IN (1, 2, 3)",
+        "DELETE FROM subscriptions WHERE account_id % 500 = 4",
+        "DELETE FROM accounts WHERE account_id % 500 = 4",
+        "INSERT INTO accounts (account_id, email, full_name, hashed_password, created_at, country,"
+        " date_of_birth, is_verified, marketing_opt_in) SELECT account_id + 100000000,"
+        " 'copy.' || email, full_name, hashed_password, created_at, country, date_of_birth,"
+        " is_verified, marketing_opt_in FROM accounts WHERE account_id % 500 = 5",
+        "UPDATE payment_methods SET card_type = 'Amex' WHERE payment_method_id % 500 IN (1, 2, 3)",
+        "UPDATE subscriptions SET status = 'cancelled' WHERE subscription_id % 500 IN (1, 2, 3)",
+    ),
+    "streaming_db": (
+        "UPDATE play_events SET position_seconds = coalesce(position_seconds, 0) + 1"
+        " WHERE event_id % 500 IN (1, 2, 3)",
+        "DELETE FROM play_events WHERE event_id % 500 = 4",
+        "INSERT INTO play_events (event_id, account_id, media_id, action, event_timestamp,"
+        " device_fingerprint, ip_address, position_seconds, session_id) SELECT event_id +"
+        " 1000000000, account_id, media_id, action, event_timestamp, device_fingerprint,"
+        " ip_address, position_seconds, session_id FROM play_events WHERE event_id % 500 = 5",
+        "UPDATE media SET title = title || ' (remastered)' WHERE media_id % 500 IN (1, 2, 3)",
+    ),
+    "support_db": (
+        "UPDATE tickets SET status = 'closed' WHERE ticket_id % 500 IN (1, 2, 3)",
+        "DELETE FROM ticket_tag_links WHERE ticket_id % 500 = 4",
+        "DELETE FROM tickets WHERE ticket_id % 500 = 4",
+    ),
+}
+
+
+def change_sources(settings: Settings, prefix: str) -> None:
+    """Apply :data:`SYNC_CHANGES`; the data no longer is what the generator made."""
+    import psycopg
+
+    for database, statements in SYNC_CHANGES.items():
+        conninfo = {**settings.control_conninfo(), "dbname": prefix + database}
+        with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+    (settings.import_dir / f"generated-{prefix}{settings.etl_db_name}.json").unlink(missing_ok=True)
+
+
+def sync_comparison(bench: Bench) -> None:
+    """1% of the rows changed after an admin build: sync, a full bolt upsert, and admin mode's
+    rebuild with the server's stop and start, one after the other on the same changes."""
+    workers = ["--workers", str(bench.workers)]
+    services("neo4j", "stop")
+    bulk360("run", "--mode", "admin", "--overwrite", "--json", *workers)
+    services("neo4j", "start")
+    # A graph that is kept up to date has its key constraints (the first sync or bolt run
+    # makes them); an admin build has none, so they are made here, outside any timing.
+    driver = bench.driver()
+    try:
+        create_constraints(driver, bench.settings.neo4j_database, bench.plan)
+    finally:
+        driver.close()
+    change_sources(bench.settings, "bench_")
+    synced = bulk360("run", "--mode", "sync", "--json", *workers)
+    summary = json.loads(synced.stdout)
+    changed = sum(sum(counts.values()) for counts in (summary.get("sync") or {}).values())
+    bench.record(SYNC).add(synced.seconds, changed, synced.peak_rss_bytes)
+    upsert = bulk360("run", "--mode", "bolt", "--json", *workers)
+    elements = sum(json.loads(upsert.stdout)["nodes"].values()) + sum(
+        json.loads(upsert.stdout)["relationships"].values()
+    )
+    bench.record(FULL_UPSERT).add(upsert.seconds, elements, upsert.peak_rss_bytes)
+    with measure() as rebuild:
+        services("neo4j", "stop")
+        bulk360("run", "--mode", "admin", "--overwrite", "--json", *workers)
+        services("neo4j", "start")
+    bench.record(REBUILD).add(rebuild.seconds, elements)
+    print(
+        f"  sync {synced.seconds:.1f}s ({changed:,} changes), bolt upsert "
+        f"{upsert.seconds:.1f}s, admin rebuild {rebuild.seconds:.1f}s"
+    )
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (
@@ -417,6 +499,12 @@ def main(
     scaling: Annotated[
         str, typer.Option(help="Scales for the time-per-row curve, comma-separated; '' skips.")
     ] = "1,5,10,20",
+    compare: Annotated[
+        bool, typer.Option(help="Measure every method against its peers (the repetitions).")
+    ] = True,
+    sync: Annotated[
+        bool, typer.Option(help="Measure sync against a full bolt upsert and an admin rebuild.")
+    ] = True,
     output: Annotated[Path, typer.Option(help="Folder of latest.json, latest.md, plots.")] = ROOT
     / "benchmarks"
     / "results",
@@ -434,7 +522,7 @@ def main(
     generate(settings, scale, "bench_")
     generate(seed_settings, None, "seed_")
     bench = Bench(settings, workers, cap_seconds)
-    for number in range(1, repeat + 1):
+    for number in range(1, repeat + 1 if compare else 1):
         print(f"repetition {number}/{repeat}")
         shutil.rmtree(settings.import_dir / STRINGS, ignore_errors=True)
         services("neo4j", "stop")
@@ -447,11 +535,14 @@ def main(
         bench.load_csv()
         bench.python_unwind()
         bench.seed(seed_settings)
+    if sync:
+        print("sync: 1% of the rows changed")
+        sync_comparison(bench)
     result = {
         "machine": machine(),
         "scale": scale,
-        "rows": bench.last["rows"],
-        "elements": bench.last["elements"],
+        "rows": bench.last.get("rows", 0),
+        "elements": bench.last.get("elements", 0),
         "repeat": repeat,
         "workers": workers,
         "cap_seconds": cap_seconds,

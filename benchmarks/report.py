@@ -12,10 +12,13 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 __all__ = [
+    "FULL_UPSERT",
     "IMPORT_LIMIT",
+    "REBUILD",
     "SAMPLE_LOAD_AFTER",
     "SAMPLE_LOAD_BEFORE",
     "STRAIGHTFORWARD",
+    "SYNC",
     "ratios",
     "write_report",
 ]
@@ -24,6 +27,9 @@ STRAIGHTFORWARD = "psql \\copy + neo4j-admin, default string ids"
 IMPORT_LIMIT = "the import limit: psql \\copy + neo4j-admin, actual ids, fast start"
 SAMPLE_LOAD_AFTER = "sample load step: bulk360 (actual ids, fast start)"
 SAMPLE_LOAD_BEFORE = "sample load step: before (string ids, launcher)"
+SYNC = "bulk360 sync, 1% of the rows changed (changes)"
+FULL_UPSERT = "bulk360 bolt, full upsert, 1% of the rows changed"
+REBUILD = "bulk360 admin rebuild with stop and start, 1% of the rows changed"
 
 # name: (what it measures, target, True when lower is better)
 TARGETS: dict[str, tuple[str, float, bool]] = {
@@ -41,6 +47,16 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
         "the sample's load step ÷ its import as bulk360 ran it before (string ids, launcher)",
         0.5,
         True,
+    ),
+    "sync_vs_full_upsert": (
+        "a full bolt upsert's time ÷ sync's, 1% of the rows changed",
+        20.0,
+        False,
+    ),
+    "sync_vs_admin_rebuild": (
+        "admin rebuild's time (stop and start included) ÷ sync's, 1% of the rows changed",
+        1.0,
+        False,
     ),
     "extract_vs_psql_copy": ("extraction throughput ÷ psql \\copy to /dev/null", 0.9, False),
     "extract_vs_connectorx": ("extraction throughput ÷ ConnectorX", 1.0, False),
@@ -86,6 +102,9 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
         found["sample_load_after_vs_before"] = seconds(SAMPLE_LOAD_AFTER) / seconds(
             SAMPLE_LOAD_BEFORE
         )
+    if SYNC in m:
+        found["sync_vs_full_upsert"] = seconds(FULL_UPSERT) / seconds(SYNC)
+        found["sync_vs_admin_rebuild"] = seconds(REBUILD) / seconds(SYNC)
     if "psql \\copy to /dev/null" in m:
         found["extract_vs_psql_copy"] = seconds("psql \\copy to /dev/null") / seconds(
             "bulk360 extract"
@@ -107,8 +126,10 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
     if seed in m and rate(seed):
         found["seed_vs_admin"] = rate("bulk360 admin") / rate(seed)
     curve = result.get("scaling") or []
-    peak = max([c["peak_rss_bytes"] for c in curve] + [m["bulk360 admin"]["peak_rss_bytes"]])
-    found["admin_peak_memory_of_ram"] = peak / result["machine"]["ram_bytes"]
+    peaks = [c["peak_rss_bytes"] for c in curve]
+    peaks += [m["bulk360 admin"]["peak_rss_bytes"]] if "bulk360 admin" in m else []
+    if peaks:
+        found["admin_peak_memory_of_ram"] = max(peaks) / result["machine"]["ram_bytes"]
     if curve:
         own = max(c["peak_python_rss_bytes"] for c in curve)
         found["python_peak_memory_of_ram"] = own / result["machine"]["ram_bytes"]

@@ -33,6 +33,7 @@ __all__ = [
     "Source",
     "TypeOverride",
     "connect_control",
+    "failed_since",
     "find_run",
     "graph_run",
     "init_schema",
@@ -425,6 +426,12 @@ class RunLog:
             [at, manifest_sha256, self.run_id],
         )
 
+    def diffed_against(self, run_id: int) -> None:
+        """The run whose import folder a sync compared its own with."""
+        self._write(
+            "UPDATE etl_run_logs SET diffed_against = %s WHERE run_id = %s", [run_id, self.run_id]
+        )
+
     def schema(self, columns: list[tuple[str, str, str, str, int]]) -> None:
         """The (source, table, column, type, position) of every mapped table read."""
         if not columns:
@@ -525,6 +532,17 @@ def _failure_of(final_dir: Path | None) -> tuple[str | None, str | None]:
     return found.get("error"), found.get("finished_at")
 
 
+def failed_since(settings: Settings, run_id: int, mode: str) -> list[int]:
+    """The failed runs of ``mode`` newer than ``run_id``."""
+    with connect_control(settings) as conn:
+        rows = conn.execute(
+            "SELECT run_id FROM etl_run_logs WHERE status = 'failed' AND mode = %s"
+            " AND run_id > %s ORDER BY run_id",
+            [mode, run_id],
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
 def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
     """The newest runs, newest first."""
     with connect_control(settings) as conn:
@@ -567,14 +585,15 @@ def find_run(settings: Settings, run_id: int | None, status: str) -> dict[str, A
 
 
 def graph_run(settings: Settings, after: int | None = None) -> dict[str, Any] | None:
-    """The newest succeeded run that loaded ``NEO4J_DATABASE`` (admin or bolt mode).
+    """The newest succeeded run that loaded ``NEO4J_DATABASE`` (admin, bolt or sync mode).
 
     ``after``: only a run newer than that run id.
     """
     with connect_control(settings) as conn:
         cur = conn.cursor(row_factory=dict_row)
         return cur.execute(
-            "SELECT * FROM etl_run_logs WHERE status = 'succeeded' AND mode IN ('admin', 'bolt')"
+            "SELECT * FROM etl_run_logs WHERE status = 'succeeded'"
+            " AND mode IN ('admin', 'bolt', 'sync')"
             " AND coalesce(options->>'neo4j_database', %s) = %s AND run_id > %s"
             " ORDER BY run_id DESC LIMIT 1",
             [settings.neo4j_database, settings.neo4j_database, after or 0],

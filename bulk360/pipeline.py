@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bulk360.catalog import CatalogTable, read_catalog
-from bulk360.control import ControlConfig, RunLog, find_run, graph_run, load_config
+from bulk360.control import (
+    ControlConfig,
+    RunLog,
+    failed_since,
+    find_run,
+    graph_run,
+    load_config,
+)
 from bulk360.errors import (
     Bulk360Error,
     ConfigError,
@@ -45,9 +52,11 @@ from bulk360.errors import (
     one_line,
 )
 from bulk360.extract import Extractor, ExtractResult
+from bulk360.graph import connect_graph
 from bulk360.load.admin import AdminImport, AdminLoader, ImportRequest
 from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
-from bulk360.paths import RunPaths
+from bulk360.load.sync import SyncLoad, SyncLoader, specs_of
+from bulk360.paths import MANIFEST_FILE, RunPaths
 from bulk360.plan import Plan, RelationshipPlan, TablePlan, build_plan
 from bulk360.settings import Settings
 from bulk360.transform import (
@@ -58,6 +67,7 @@ from bulk360.transform import (
     needed_columns,
 )
 from bulk360.types import VALUE_CHANGES
+from bulk360.verify import compare_counts
 
 __all__ = [
     "MODES",
@@ -69,7 +79,7 @@ __all__ = [
     "value_changes",
 ]
 
-MODES = ("admin", "bolt", "csv")
+MODES = ("admin", "bolt", "csv", "sync")
 MANIFEST_FORMAT = 3
 
 
@@ -136,6 +146,8 @@ class RunOptions:
     """Let a run through although a mapped table changed since the last succeeded run."""
     strict_values: bool = False
     """Fail, before anything is published, if any value cannot be stored as it is."""
+    full: bool = False
+    """Sync mode: clear the graph and write everything (as ``--mode bolt --clear``)."""
 
     def recorded(self, settings: Settings) -> dict[str, Any]:
         """The options as the run row keeps them (what a resumed run repeats)."""
@@ -148,6 +160,8 @@ class RunOptions:
         }
         if self.mode == "bolt":
             values |= {"batch_size": self.batch_size, "clear": self.clear}
+        if self.mode == "sync":
+            values |= {"batch_size": self.batch_size, "full": self.full}
         return values
 
 
@@ -168,6 +182,9 @@ class RunSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
     admin: AdminImport | None = None
     bolt: BoltLoad | None = None
+    sync: dict[str, dict[str, int]] | None = None
+    """Sync mode: per label and mapping, what was inserted, updated and deleted."""
+    diffed_against: int | None = None
     resumed_from: int | None = None
     values_changed: list[str] = field(default_factory=list)
     """One line per column whose values Neo4j could not hold as they are, and what happened."""
@@ -224,7 +241,7 @@ def _sha256(path: Path) -> str:
 
 def _steps(mode: str, reuse: bool) -> list[str]:
     steps = ["start", *(["verify"] if reuse else ["validate", "extract", "transform", "write"])]
-    steps += {"admin": ["load", "swap"], "bolt": ["load"]}.get(mode, [])
+    steps += {"admin": ["load", "swap"], "bolt": ["load"], "sync": ["load"]}.get(mode, [])
     return [*steps, "record"]
 
 
@@ -238,6 +255,7 @@ def _resume_options(options: RunOptions, original: dict[str, Any]) -> RunOptions
         tolerance=int(recorded.get("tolerance", options.tolerance)),
         clear=bool(recorded.get("clear", False)),
         strict_values=bool(recorded.get("strict_values", options.strict_values)),
+        full=bool(recorded.get("full", False)),
     )
 
 
@@ -319,6 +337,10 @@ class _Run:
         self.published = resumed is not None and resumed.paths is not None
         self.manifest: dict[str, Any] | None = None
         self.manifest_sha = ""
+        self.baseline: tuple[dict[str, Any], Path, dict[str, Any]] | None = None
+        """Sync mode: the run that built the graph, its folder and its manifest."""
+        self.sync_graph: SyncLoad | None = None
+        """Sync mode: what the sync wrote and what the graph then holds (None: no change)."""
 
     @contextmanager
     def step(self, key: str, title: str) -> Iterator[None]:
@@ -355,8 +377,10 @@ class _Run:
             problems = self.loader.preflight(self.options.overwrite)
             if problems:
                 raise ValidationFailed(problems)
-        if self.options.mode == "bolt":
+        if self.options.mode in ("bolt", "sync"):
             self.bolt.preflight()
+        if self.options.mode == "sync" and not self.options.full:
+            self.baseline = _sync_baseline(self)
         return plan
 
     def extract(self, plan: Plan) -> list[ExtractResult]:
@@ -558,6 +582,11 @@ class _Run:
 
     # ---- step 8 ------------------------------------------------------------------------
 
+    def _changes(self, name: str) -> dict[str, int]:
+        """A sync's inserted, updated and deleted rows of a label or mapping, as columns."""
+        counts = (self.summary.sync or {}).get(name, {})
+        return {f"rows_{kind}": count for kind, count in counts.items()}
+
     def record(self, manifest: dict[str, Any], loaded: BoltLoad | None, failed: bool) -> None:
         """A ledger row per table, label and mapping; raises if a ledger does not balance.
 
@@ -597,6 +626,7 @@ class _Run:
                     + (f" (graph holds {loaded.graph_nodes.get(label, 0):,})" if loaded else "")
                 )
             self.log.table(
+                **self._changes(label),
                 object_kind="node",
                 source_name=entry["source"],
                 table_name=entry["table"],
@@ -656,6 +686,7 @@ class _Run:
                     f"orphaned {ledger['orphaned']:,}"
                 )
             self.log.table(
+                **self._changes(f"{entry['type']}.{entry['mapping_id']}"),
                 object_kind="relationship",
                 label=f"{entry['from_label']}->{entry['to_label']}",
                 relationship_type=entry["type"],
@@ -743,13 +774,23 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
                         else "created"
                     )
                 )
-        elif options.mode == "bolt":
+        elif options.mode == "bolt" or (options.mode == "sync" and options.full):
             loading = True
             with state.step("load", f"write over Bolt in batches of {options.batch_size:,} rows"):
-                state.summary.bolt = _bolt_load(state, manifest)
+                state.summary.bolt = _bolt_load(
+                    state, manifest, clear=options.clear or options.full
+                )
+        elif options.mode == "sync":
+            loading = True
+            if state.baseline is None:  # a resumed sync skipped validation
+                state.baseline = _sync_baseline(state)
+            with state.step(
+                "load", f"write what changed since run {state.baseline[0]['run_id']} over Bolt"
+            ):
+                _sync_load(state, manifest)
         loading = False
         with state.step("record", "record the results and balance the ledger"):
-            state.record(manifest, state.summary.bolt, failed=False)
+            state.record(manifest, _written(state, manifest), failed=False)
             state.log.artifact(
                 "manifest",
                 str(state.paths.published_manifest),
@@ -845,7 +886,104 @@ def _fail(state: _Run, loading: bool, error: str) -> str | None:
     return None
 
 
-def _bolt_load(state: _Run, manifest: dict[str, Any]) -> BoltLoad:
+def _written(state: _Run, manifest: dict[str, Any]) -> BoltLoad | None:
+    """What the load wrote, for the ledger: Bolt's counts; for a sync, the new manifest's counts,
+    which the graph must then hold exactly; None when the files or neo4j-admin's totals say it."""
+    if state.summary.bolt is not None:
+        return state.summary.bolt
+    sync = state.sync_graph
+    if sync is None:
+        return None
+    return BoltLoad(
+        nodes={n["label"]: n["nodes"] for n in manifest["nodes"]},
+        relationships={
+            f"{r['type']}.{r['mapping_id']}": r["relationships"] for r in manifest["relationships"]
+        },
+        created_types=list(sync.graph_relationships),
+        graph_nodes=sync.graph_nodes,
+        graph_relationships=sync.graph_relationships,
+    )
+
+
+def _sync_baseline(state: _Run) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """The run that built the graph, its folder and manifest; refuses (one line) when there is
+    none, or when the graph no longer matches it and no failed sync explains why."""
+    settings = state.settings
+    rebuild = "rebuild it with --mode bolt --clear (or --mode sync --full)"
+    built = graph_run(settings)
+    if built is None or not built["import_dir"]:
+        raise TargetError(
+            f"no succeeded run built the graph of database '{settings.neo4j_database}' yet, so "
+            f"there is nothing to compare with: {rebuild}"
+        )
+    folder = Path(built["import_dir"])
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        raise TargetError(
+            f"the import folder of run {built['run_id']}, which built the graph, is gone "
+            f"({folder}): {rebuild}"
+        ) from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise TargetError(
+            f"run {built['run_id']} built the graph with files of an earlier bulk360: {rebuild}"
+        )
+    failed = failed_since(settings, built["run_id"], "sync")
+    if failed:
+        state.note(
+            f"sync run {failed[-1]} failed after run {built['run_id']}: the graph may hold part "
+            "of it, and this sync completes it"
+        )
+    else:
+        with connect_graph(settings) as driver:
+            wrong = [
+                c
+                for c in compare_counts(driver, settings.neo4j_database, folder / MANIFEST_FILE)
+                if not c.ok
+            ]
+        if wrong:
+            shown = ", ".join(
+                f"{c.name} {c.actual:,} (run {built['run_id']}: {c.expected:,})" for c in wrong[:3]
+            )
+            raise TargetError(
+                f"the graph does not match run {built['run_id']}, which built it ({shown}): it "
+                f"was changed outside bulk360, so a sync would guess; {rebuild}"
+            )
+    state.summary.diffed_against = built["run_id"]
+    return built, folder, manifest
+
+
+def _sync_load(state: _Run, manifest: dict[str, Any]) -> None:
+    assert state.baseline is not None
+    built, folder, old = state.baseline
+    loader = SyncLoader(state.bolt)
+    totals = {n["label"]: n["nodes"] for n in manifest["nodes"]}
+    with state.reporter.rows_progress(totals) as advance:
+        load = loader.run(
+            built["run_id"],
+            specs_of(folder, old),
+            specs_of(state.paths.final_dir, manifest),
+            advance,
+        )
+    state.summary.sync = load.counts()
+    state.summary.diffed_against = built["run_id"]
+    state.log.diffed_against(built["run_id"])
+    if not load.changed:
+        state.note(f"no change since run {built['run_id']}: nothing was written")
+        state.sync_graph = None
+        return
+    for name, counts in load.counts().items():
+        if any(counts.values()):
+            state.note(
+                f"{name}: {counts['inserted']:,} inserted, {counts['updated']:,} updated, "
+                f"{counts['deleted']:,} deleted"
+            )
+    for group in load.rebuilt_groups:
+        state.note(f"{group}: rewritten whole (its mappings or key changed)")
+    state.sync_graph = load
+
+
+def _bolt_load(state: _Run, manifest: dict[str, Any], clear: bool) -> BoltLoad:
     final = state.paths.final_dir
     nodes = {
         n["label"]: NodeSpec(n["label"], final / n["file"], n["headers"], n["keys"])
@@ -868,7 +1006,7 @@ def _bolt_load(state: _Run, manifest: dict[str, Any]) -> BoltLoad:
         for spec, r in zip(relationships, manifest["relationships"], strict=True)
     }
     with state.reporter.rows_progress(totals) as advance:
-        return state.bolt.run(list(nodes.values()), relationships, state.options.clear, advance)
+        return state.bolt.run(list(nodes.values()), relationships, clear, advance)
 
 
 def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:

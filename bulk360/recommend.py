@@ -27,9 +27,8 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import igraph
 import polars as pl
 from neo4j import Driver
 from psycopg.types.json import Jsonb
@@ -38,6 +37,9 @@ from bulk360.control import connect_control
 from bulk360.errors import ConfigError, one_line
 from bulk360.graph import quoted
 from bulk360.settings import Settings
+
+if TYPE_CHECKING:
+    import igraph
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -264,6 +266,8 @@ def _customer_product_graph(data: GraphData) -> tuple[igraph.Graph, list[str], l
             affinity.get_column("customer"), affinity.get_column("product"), strict=True
         )
     ]
+    import igraph  # only here: importing it (and what it draws with) costs half a second
+
     graph = igraph.Graph(n=len(customers) + len(products), edges=edges, directed=False)
     graph.es["weight"] = affinity.get_column("w").to_list()
     return graph, customers, products

@@ -114,7 +114,8 @@ def run_command(
         str,
         typer.Option(
             help="admin: CSV + neo4j-admin (server stopped); bolt: write over Bolt into a "
-            "running server (Aura); csv: stop after the files."
+            "running server (Aura); sync: write over Bolt only what changed since the run that "
+            "built the graph; csv: stop after the files."
         ),
     ] = "admin",
     workers: Annotated[
@@ -150,6 +151,10 @@ def run_command(
         bool,
         typer.Option(help="Fail instead of changing values Neo4j cannot hold as they are."),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(help="Sync mode: clear the graph and write everything (no comparison)."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON (no steps, no table).")
     ] = False,
@@ -159,6 +164,8 @@ def run_command(
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
     if clear and mode != "bolt":
         raise ConfigError("--clear is for --mode bolt; admin mode rebuilds with --overwrite")
+    if full and mode != "sync":
+        raise ConfigError("--full is for --mode sync")
     resume_run = None
     if resume is not None and resume != "newest":
         if not resume.isdigit():
@@ -176,6 +183,7 @@ def run_command(
         resume_run=resume_run,
         accept_schema_changes=accept_schema_changes,
         strict_values=strict_values,
+        full=full,
     )
     if as_json:
         summary = run(state(ctx).settings(), options)
@@ -229,6 +237,8 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
     summary = _runs_table(f"run {run_id}")
     summary.add_row(*_run_cells(run_row))
     console.print(summary)
+    if run_row.get("diffed_against"):
+        console.print(f"compared with run {run_row['diffed_against']}, which built the graph")
     if run_row.get("accepted_schema_changes"):
         for text in run_row["accepted_schema_changes"]:
             console.print(f"accepted schema change: {escape(text)}", highlight=False)
@@ -248,6 +258,7 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
         "orphaned",
         "fan-out",
         "ledger",
+        *(("inserted", "updated", "deleted") if run_row["mode"] == "sync" else ()),
         "bytes",
         "seconds",
     ):
@@ -270,6 +281,11 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
             f"{row['rows_orphaned']:,}",
             f"{row.get('rows_fanout') or 0:,}",
             ledger,
+            *(
+                [f"{row.get(f'rows_{k}') or 0:,}" for k in ("inserted", "updated", "deleted")]
+                if run_row["mode"] == "sync"
+                else []
+            ),
             f"{row['bytes']:,}",
             f"{row['seconds']:.2f}",
         )
@@ -281,7 +297,10 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
         console.print(f"values: {line}", highlight=False)
 
 
-_NUMBERS = {"read", "written", "rejected", "duplicate", "orphaned", "fan-out", "bytes", "seconds"}
+_NUMBERS = {
+    *("read", "written", "rejected", "duplicate", "orphaned", "fan-out"),
+    *("inserted", "updated", "deleted", "bytes", "seconds"),
+}
 
 
 def _run_cells(row: dict[str, Any]) -> list[str]:

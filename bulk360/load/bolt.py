@@ -37,16 +37,20 @@ from neo4j.exceptions import DriverError, Neo4jError
 
 from bulk360.errors import TargetError
 from bulk360.graph import open_driver, quoted
-from bulk360.transform import read_text
 from bulk360.types import ARRAY_DELIMITER
 
 __all__ = [
+    "Batch",
     "BoltLoad",
     "BoltLoader",
+    "Field",
     "NodeSpec",
     "RelationshipSpec",
     "clear_database",
     "create_key_constraint",
+    "keys_by_id",
+    "merge_nodes_query",
+    "scan",
 ]
 
 # Types the server parses from ISO text, with the Cypher function that does it.
@@ -153,9 +157,9 @@ class BoltLoad:
     """Relationships per type in the graph after the load."""
 
 
-def _keys_by_id(node: NodeSpec, alias: str) -> pl.LazyFrame:
+def keys_by_id(node: NodeSpec, alias: str) -> pl.LazyFrame:
     """A node file's ids with the typed key values of each, named ``<alias>0``, ``<alias>1``..."""
-    return _scan(node.path).select(
+    return scan(node.path).select(
         pl.col(node.id_column).cast(pl.Int64).alias(f"{alias}|id"),
         *[k.parse(pl.col(k.column)).alias(f"{alias}{i}") for i, k in enumerate(node.key_fields())],
     )
@@ -183,7 +187,7 @@ def create_key_constraint(driver: Driver, database: str, label: str, keys: Seque
 
 
 @dataclass(frozen=True)
-class _Batch:
+class Batch:
     """One transaction: a query, its rows, and the label or mapping they count for."""
 
     kind: str
@@ -192,8 +196,30 @@ class _Batch:
     rows: list[tuple[Any, ...]]
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+def scan(path: Path) -> pl.LazyFrame:
+    """A file of a run, every column as text."""
     return pl.scan_csv(path, infer_schema=False, quote_char='"', has_header=True)
+
+
+def merge_nodes_query(spec: NodeSpec, removed: Sequence[str] = ()) -> str:
+    """``MERGE`` each row's node on its key and set every other property (a NULL one is
+    removed), and remove the properties ``removed`` (columns no longer written)."""
+    fields, keys = spec.fields, spec.key_fields()
+    index = {f.name: i for i, f in enumerate(fields)}
+    key_map = ", ".join(f"{quoted(k.name)}: {k.cypher(f'r[{index[k.name]}]')}" for k in keys)
+    sets = ", ".join(
+        f"n.{quoted(f.name)} = {f.cypher(f'r[{index[f.name]}]')}"
+        for f in fields
+        if f.name not in spec.keys
+    )
+    query = f"UNWIND $rows AS r MERGE (n:{quoted(spec.label)} {{{key_map}}})"
+    query += f" SET {sets}" if sets else ""
+    return query + (f" REMOVE {', '.join(f'n.{quoted(c)}' for c in removed)}" if removed else "")
+
+
+def node_rows(spec: NodeSpec, frame: pl.LazyFrame) -> pl.DataFrame:
+    """The typed values of a node file's rows, in the order of ``spec.fields``."""
+    return frame.select([f.parse(pl.col(f.column)).alias(f.name) for f in spec.fields]).collect()
 
 
 class BoltLoader:
@@ -216,6 +242,8 @@ class BoltLoader:
         self.retry_seconds = retry_seconds
         self.load = BoltLoad()
         self._lock = threading.Lock()
+        self.progress: Callable[[str, int], None] = lambda name, rows: None
+        """Told ``(label or mapping, rows)`` after each committed batch."""
 
     # ---- the connection ----------------------------------------------------------------
 
@@ -255,9 +283,9 @@ class BoltLoader:
     ) -> BoltLoad:
         """Clear (if asked), create the constraints, write every node, then every relationship."""
         driver = self.connect()
-        self._progress = progress
+        self.progress = progress
         try:
-            with self._failures():
+            with self.failures():
                 started = time.perf_counter()
                 if clear:
                     self.load.cleared = self._clear(driver)
@@ -268,18 +296,18 @@ class BoltLoader:
                 self.load.seconds["prepare"] = round(time.perf_counter() - started, 3)
                 bookmarks = GraphDatabase.bookmark_manager()
                 started = time.perf_counter()
-                self._write_all(
+                self.write_batches(
                     driver,
                     bookmarks,
                     [self._node_batches(s, node_modes[s.label]) for s in nodes],
                 )
                 self.load.seconds["nodes"] = round(time.perf_counter() - started, 3)
                 started = time.perf_counter()
-                self._write_all(
+                self.write_batches(
                     driver,
                     bookmarks,
                     [
-                        self._relationship_batches(r, relationship_modes[r.group])
+                        self.relationship_batches(r, relationship_modes[r.group])
                         for r in relationships
                     ],
                 )
@@ -290,7 +318,9 @@ class BoltLoader:
         return self.load
 
     @contextmanager
-    def _failures(self) -> Iterator[None]:
+    def failures(
+        self, then: str = "run again to complete it (bolt mode is idempotent)"
+    ) -> Iterator[None]:
         """A driver error after its retries becomes one line saying what was written."""
         try:
             yield
@@ -302,12 +332,12 @@ class BoltLoader:
             raise TargetError(
                 f"writing to Neo4j at {self.uri} failed after {nodes:,} nodes and "
                 f"{relationships:,} relationships: {reason.splitlines()[0]}; the graph is "
-                "incomplete, run again to complete it (bolt mode is idempotent)"
+                f"incomplete, {then}"
             ) from None
 
     def _node_mode(self, driver: Driver, spec: NodeSpec) -> str:
         """``create`` for a label without nodes yet, else ``merge``."""
-        if self._scalar(driver, f"MATCH (n:{quoted(spec.label)}) RETURN count(n)") == 0:
+        if self.scalar(driver, f"MATCH (n:{quoted(spec.label)}) RETURN count(n)") == 0:
             return "create"
         self.load.merged_labels.append(spec.label)
         return "merge"
@@ -326,12 +356,12 @@ class BoltLoader:
             groups.setdefault(spec.group, []).append(spec)
         modes: dict[tuple[str, str, str], str] = {}
         for (start, kind, end), specs in groups.items():
-            if self._scalar(driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)") == 0:
+            if self.scalar(driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)") == 0:
                 modes[(start, kind, end)] = "create"
                 self.load.created_types.append(kind)
                 continue
             pairs = pl.concat(
-                [_scan(s.path).select(pl.nth(0).alias("s"), pl.nth(1).alias("e")) for s in specs]
+                [scan(s.path).select(pl.nth(0).alias("s"), pl.nth(1).alias("e")) for s in specs]
             )
             counts = pairs.select(total=pl.len(), distinct=pl.struct("s", "e").n_unique())
             total, distinct = counts.collect(engine="streaming").row(0)
@@ -349,20 +379,24 @@ class BoltLoader:
         return modes
 
     @staticmethod
-    def _work(tx: ManagedTransaction, batch: _Batch) -> None:
+    def _work(tx: ManagedTransaction, batch: Batch) -> None:
         tx.run(batch.query, rows=batch.rows).consume()
 
-    def _write_all(self, driver: Driver, bookmarks: Any, sources: list[Iterator[_Batch]]) -> None:
-        """Run the batches of all sources on ``workers`` threads, a bounded number in flight."""
+    def write_batches(self, driver: Driver, bookmarks: Any, sources: list[Iterator[Batch]]) -> None:
+        """Run the batches of all sources on ``workers`` threads, a bounded number in flight.
+
+        Each committed batch counts its rows in ``load.nodes`` (kind ``node``) or
+        ``load.relationships`` (any other kind) under its name, and advances the progress.
+        """
         in_flight: set[Future[None]] = set()
 
-        def write(batch: _Batch) -> None:
+        def write(batch: Batch) -> None:
             with driver.session(database=self.database, bookmark_manager=bookmarks) as session:
                 session.execute_write(self._work, batch)
             with self._lock:
                 counts = self.load.nodes if batch.kind == "node" else self.load.relationships
                 counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
-            self._progress(batch.name, len(batch.rows))
+            self.progress(batch.name, len(batch.rows))
 
         with ThreadPoolExecutor(self.workers) as pool:
             try:
@@ -388,36 +422,31 @@ class BoltLoader:
     ) -> None:
         """What the graph holds after the load, per label and type (from the count store)."""
         for spec in nodes:
-            self.load.graph_nodes[spec.label] = self._scalar(
+            self.load.graph_nodes[spec.label] = self.scalar(
                 driver, f"MATCH (n:{quoted(spec.label)}) RETURN count(n)"
             )
         for kind in dict.fromkeys(spec.type for spec in relationships):
-            self.load.graph_relationships[kind] = self._scalar(
+            self.load.graph_relationships[kind] = self.scalar(
                 driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)"
             )
 
-    def _scalar(self, driver: Driver, query: str) -> int:
+    def scalar(self, driver: Driver, query: str) -> int:
+        """The single number a query returns."""
         records, _, _ = driver.execute_query(query, database_=self.database, bookmark_manager_=None)
         return int(records[0][0])
 
     def _clear(self, driver: Driver) -> tuple[int, int]:
         """Empty the database; returns the relationships and nodes it held."""
         counts = (
-            self._scalar(driver, "MATCH ()-[r]->() RETURN count(r)"),
-            self._scalar(driver, "MATCH (n) RETURN count(n)"),
+            self.scalar(driver, "MATCH ()-[r]->() RETURN count(r)"),
+            self.scalar(driver, "MATCH (n) RETURN count(n)"),
         )
         clear_database(driver, self.database, self.batch_size)
         return counts
 
-    def _node_batches(self, spec: NodeSpec, mode: str) -> Iterator[_Batch]:
+    def _node_batches(self, spec: NodeSpec, mode: str) -> Iterator[Batch]:
         fields = spec.fields
-        keys = spec.key_fields()
-        # The first row of a duplicated id wins, as with neo4j-admin --skip-duplicate-nodes.
-        frame = (
-            read_text(spec.path)
-            .unique(subset=[spec.id_column], keep="first", maintain_order=True)
-            .select([f.parse(pl.col(f.column)).alias(f.name) for f in fields])
-        )
+        frame = node_rows(spec, scan(spec.path))
         index = {f.name: i for i, f in enumerate(fields)}
         label = quoted(spec.label)
         if mode == "create":
@@ -427,36 +456,27 @@ class BoltLoader:
             )
             query = f"UNWIND $rows AS r CREATE (n:{label} {{{every}}})"
         else:
-            key_map = ", ".join(
-                f"{quoted(k.name)}: {k.cypher(f'r[{index[k.name]}]')}" for k in keys
-            )
-            sets = ", ".join(
-                f"n.{quoted(f.name)} = {f.cypher(f'r[{index[f.name]}]')}"
-                for f in fields
-                if f.name not in spec.keys
-            )
-            query = f"UNWIND $rows AS r MERGE (n:{label} {{{key_map}}})" + (
-                f" SET {sets}" if sets else ""
-            )
+            query = merge_nodes_query(spec)
         self.load.nodes.setdefault(spec.label, 0)
         for offset in range(0, frame.height, self.batch_size):
-            yield _Batch("node", spec.label, query, frame.slice(offset, self.batch_size).rows())
+            yield Batch("node", spec.label, query, frame.slice(offset, self.batch_size).rows())
 
-    def _relationship_batches(self, spec: RelationshipSpec, mode: str) -> Iterator[_Batch]:
+    def relationship_batches(self, spec: RelationshipSpec, mode: str) -> Iterator[Batch]:
+        """The batches that create (or merge) a mapping's relationships between their keys."""
         start_keys, end_keys = spec.start.key_fields(), spec.end.key_fields()
         fields = spec.fields
         n_start, n_end = len(start_keys), len(end_keys)
         # The files hold node ids; the server matches nodes on their keys, read from the node
         # files (every end is a node of the run: the joins wrote no other).
         frame = (
-            _scan(spec.path)
+            scan(spec.path)
             .select(
                 pl.col(spec.headers[0]).cast(pl.Int64).alias("s|id"),
                 pl.col(spec.headers[1]).cast(pl.Int64).alias("e|id"),
                 *[f.parse(pl.col(f.column)).alias(f.name) for f in fields],
             )
-            .join(_keys_by_id(spec.start, "s"), on="s|id", how="inner", maintain_order="left")
-            .join(_keys_by_id(spec.end, "e"), on="e|id", how="inner", maintain_order="left")
+            .join(keys_by_id(spec.start, "s"), on="s|id", how="inner", maintain_order="left")
+            .join(keys_by_id(spec.end, "e"), on="e|id", how="inner", maintain_order="left")
             .select(
                 *[f"s{i}" for i in range(n_start)],
                 *[f"e{i}" for i in range(n_end)],
@@ -489,4 +509,4 @@ class BoltLoader:
         self.load.relationships.setdefault(spec.name, 0)
         for offset in range(0, frame.height, self.batch_size):
             rows = frame.slice(offset, self.batch_size).rows()
-            yield _Batch("relationship", spec.name, query, rows)
+            yield Batch("relationship", spec.name, query, rows)

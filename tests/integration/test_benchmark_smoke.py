@@ -17,6 +17,8 @@ RATIOS = {
     "admin_vs_straightforward",
     "admin_vs_import_limit",
     "sample_load_after_vs_before",
+    "sync_vs_full_upsert",
+    "sync_vs_admin_rebuild",
     "extract_vs_psql_copy",
     "extract_vs_connectorx",
     "transform_write_vs_extract",
@@ -44,7 +46,7 @@ def test_bench_smoke_measures_every_method_and_writes_the_report(tmp_path: Path)
     assert all(math.isfinite(v) and v > 0 for v in report["ratios"].values()), report["ratios"]
     assert {t["met"] for t in report["targets"].values()} <= {True, False}
     methods = report["methods"]
-    assert len(methods) == 16
+    assert len(methods) == 19
     assert all(m["runs"] == 1 and m["per_second"] > 0 for m in methods.values()), methods
     # Every method that writes the whole graph wrote the same number of nodes and relationships.
     whole = [
