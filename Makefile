@@ -17,15 +17,16 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,spark]'
 	@touch $@
 
 .env:
 	cp .env.example .env
 
-## services: start PostgreSQL and Neo4j (installs them on first use)
+## services: start PostgreSQL and Neo4j, assemble Spark for --engine spark (installs them on first use)
 services: setup
 	scripts/services up
+	scripts/spark install
 
 services-down:
 	scripts/services down

@@ -30,6 +30,10 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bulk360.plan import TablePlan
 
 __all__ = ["FAILURE_FILE", "MANIFEST_FILE", "RunPaths", "published_runs"]
 
@@ -80,6 +84,10 @@ class RunPaths:
 
     def relationship_file(self, name: str) -> Path:
         return self.work_dir / "relationships" / f"{name}.csv"
+
+    def file_of(self, table: TablePlan) -> Path:
+        """A mapped table's file: its label's node file, or a table read for relationships."""
+        return self.node_file(table.label) if table.label else self.table_file(table.name)
 
     @property
     def manifest(self) -> Path:

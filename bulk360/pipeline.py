@@ -25,7 +25,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +40,8 @@ from bulk360.control import (
     graph_run,
     load_config,
 )
+from bulk360.engines import Engine, Joined, SparkOptions, start_engine
+from bulk360.engines.results import ExtractResult
 from bulk360.errors import (
     Bulk360Error,
     ConfigError,
@@ -51,21 +52,13 @@ from bulk360.errors import (
     ValidationFailed,
     one_line,
 )
-from bulk360.extract import Extractor, ExtractResult
 from bulk360.graph import connect_graph
 from bulk360.load.admin import AdminImport, AdminLoader, ImportRequest
 from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
 from bulk360.load.sync import SyncLoad, SyncLoader, specs_of
 from bulk360.paths import MANIFEST_FILE, RunPaths
-from bulk360.plan import Plan, RelationshipPlan, TablePlan, build_plan
+from bulk360.plan import Plan, TablePlan, build_plan
 from bulk360.settings import Settings
-from bulk360.transform import (
-    NodeCheck,
-    RelationshipResult,
-    build_relationship,
-    check_nodes,
-    needed_columns,
-)
 from bulk360.types import VALUE_CHANGES
 from bulk360.verify import compare_counts
 
@@ -148,6 +141,12 @@ class RunOptions:
     """Fail, before anything is published, if any value cannot be stored as it is."""
     full: bool = False
     """Sync mode: clear the graph and write everything (as ``--mode bolt --clear``)."""
+    engine: str = "local"
+    """What reads, joins and writes the files: ``local`` or ``spark`` (see bulk360.engines)."""
+    spark_master: str = "local[*]"
+    """The Spark engine's master URL."""
+    spark_conf: tuple[str, ...] = ()
+    """The Spark engine's extra settings, ``key=value`` each."""
 
     def recorded(self, settings: Settings) -> dict[str, Any]:
         """The options as the run row keeps them (what a resumed run repeats)."""
@@ -157,7 +156,14 @@ class RunOptions:
             "tolerance": self.tolerance,
             "strict_values": self.strict_values,
             "neo4j_database": settings.neo4j_database,
+            "engine": self.engine,
         }
+        if self.engine == "spark":
+            # The settings' names only: a value may hold a secret.
+            values |= {
+                "spark_master": self.spark_master,
+                "spark_conf": [item.partition("=")[0] for item in self.spark_conf],
+            }
         if self.mode == "bolt":
             values |= {"batch_size": self.batch_size, "clear": self.clear}
         if self.mode == "sync":
@@ -332,8 +338,7 @@ class _Run:
             workers=options.workers,
             retry_seconds=options.retry_seconds,
         )
-        self.file_of: dict[str, Path] = {}
-        self.digests: dict[Path, str] = {}
+        self._engine: Engine | None = None
         self.published = resumed is not None and resumed.paths is not None
         self.manifest: dict[str, Any] | None = None
         self.manifest_sha = ""
@@ -354,8 +359,27 @@ class _Run:
         self.summary.notes.append(text)
         self.reporter.note(text)
 
-    def path_of(self, table: TablePlan) -> Path:
-        return self.file_of[table.name]
+    @property
+    def engine(self) -> Engine:
+        """The run's engine, started when extraction needs it (a Spark session takes seconds)."""
+        if self._engine is None:
+            options = self.options
+            self._engine = start_engine(
+                self.settings,
+                options.engine,
+                options.workers,
+                SparkOptions(options.spark_master, options.spark_conf),
+            )
+        return self._engine
+
+    @property
+    def engine_started(self) -> bool:
+        return self._engine is not None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        self.log.close()
 
     # ---- steps 2-5 -----------------------------------------------------------------------
 
@@ -385,58 +409,15 @@ class _Run:
 
     def extract(self, plan: Plan) -> list[ExtractResult]:
         self.paths.create()
-        for table in plan.tables:
-            file = (
-                self.paths.node_file(table.label)
-                if table.label
-                else self.paths.table_file(table.name)
-            )
-            self.file_of[table.name] = file
         with self.reporter.bytes_progress(list(plan.tables)) as advance:
-            extractor = Extractor(
-                self.settings,
-                plan,
-                self.path_of,
-                self.options.workers,
-                advance,
-                needed_columns(plan),
-            )
-            return extractor.run()
+            return self.engine.extract(plan, self.paths, advance)
 
-    def transform(
-        self, plan: Plan, extracted: list[ExtractResult]
-    ) -> tuple[dict[str, NodeCheck], list[RelationshipResult]]:
-        """Node checks and joins on the frames the readers parsed; each relationship file is hashed."""
-        frames = {r.table.name: r.keys for r in extracted if r.keys is not None}
-        self.digests = {r.path: r.sha256 for r in extracted}
-        with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
-            node_jobs = {
-                r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name), r.ids)
-                for r in extracted
-                if r.table.label and r.ids is not None
-            }
+    def transform(self, plan: Plan, extracted: list[ExtractResult]) -> Joined:
+        return self.engine.transform(plan, extracted, self.paths)
 
-            def relationship(rel: RelationshipPlan) -> tuple[RelationshipResult, str]:
-                result = build_relationship(rel, frames, self.paths.relationship_file(rel.name))
-                return result, _sha256(result.path)
-
-            rel_jobs = [pool.submit(relationship, rel) for rel in plan.relationships]
-            checks = {name: job.result() for name, job in node_jobs.items()}
-            relationships = []
-            for job in rel_jobs:
-                result, digest = job.result()
-                relationships.append(result)
-                self.digests[result.path] = digest
-        return checks, relationships
-
-    def build_manifest(
-        self,
-        extracted: list[ExtractResult],
-        checks: dict[str, NodeCheck],
-        relationships: list[RelationshipResult],
-    ) -> dict[str, Any]:
+    def build_manifest(self, extracted: list[ExtractResult], joined: Joined) -> dict[str, Any]:
         """What the folder holds, each file's checksum, and every count the ledger needs."""
-        digests = self.digests
+        checks, relationships = joined.checks, joined.relationships
         work = self.paths.work_dir
         nodes: list[dict[str, Any]] = []
         tables: list[dict[str, Any]] = []
@@ -467,7 +448,7 @@ class _Run:
                     "rejected_duplicate_key": result.rows_duplicate,
                     "nodes": result.rows,
                     "ids": [check.first_id, check.last_id],
-                    "sha256": digests[result.path],
+                    "sha256": result.sha256,
                     "multiline": result.multiline,
                 }
             )
@@ -493,7 +474,7 @@ class _Run:
                     },
                     "bytes": rel.path.stat().st_size,
                     "seconds": round(rel.seconds, 3),
-                    "sha256": digests[rel.path],
+                    "sha256": rel.sha256,
                     "multiline": rel.multiline,
                 }
             )
@@ -732,7 +713,12 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
             with (
                 state.step(
                     "extract",
-                    f"extract {len(plan.tables)} tables with {options.workers} COPY readers",
+                    f"extract {len(plan.tables)} tables "
+                    + (
+                        f"over JDBC with Spark ({options.spark_master})"
+                        if options.engine == "spark"
+                        else f"with {options.workers} COPY readers"
+                    ),
                 ),
                 _import_folder_errors(state),
             ):
@@ -744,12 +730,12 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
                 ),
                 _import_folder_errors(state),
             ):
-                checks, relationships = state.transform(plan, extracted)
+                joined = state.transform(plan, extracted)
             with (
                 state.step("write", "write the manifest and publish the import folder"),
                 _import_folder_errors(state),
             ):
-                manifest = state.build_manifest(extracted, checks, relationships)
+                manifest = state.build_manifest(extracted, joined)
                 state.check_values(manifest)
                 state.publish(plan, manifest)
                 state.manifest = manifest
@@ -810,7 +796,7 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
         _fail(state, loading, f"unexpected {type(exc).__name__}: {one_line(exc)}")
         raise
     finally:
-        state.log.close()
+        state.close()
     return state.summary
 
 
@@ -1005,8 +991,9 @@ def _bolt_load(state: _Run, manifest: dict[str, Any], clear: bool) -> BoltLoad:
         spec.name: r["relationships"]
         for spec, r in zip(relationships, manifest["relationships"], strict=True)
     }
+    loader = state.engine.bolt_loader(state.bolt) if state.engine_started else state.bolt
     with state.reporter.rows_progress(totals) as advance:
-        return state.bolt.run(list(nodes.values()), relationships, clear, advance)
+        return loader.run(list(nodes.values()), relationships, clear, advance)
 
 
 def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:

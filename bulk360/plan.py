@@ -135,6 +135,43 @@ class TablePlan:
         selects.insert(0, (ids or IdRange(0, None)).expression())
         return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selects), self._nodes())
 
+    def text_sql(self, blocks: tuple[int, int | None] | None = None) -> sql.Composed:
+        """The reader's rows as text, without ids: the Spark engine's JDBC query.
+
+        Each column is the local reader's SELECT expression as text: PostgreSQL formats the
+        value exactly as its ``COPY`` does, so both engines write the same text. Columns are
+        named ``c0``, ``c1``, ... in :meth:`headers` order (without ``:ID``). ``blocks`` reads
+        only the rows stored in that range of pages (``(first, end)``, end None: to the last),
+        a TID range scan; only for a :attr:`splittable` table.
+        """
+        relation = self._nodes() if self.label else self._relation()
+        where: sql.Composable = sql.SQL("")
+        if blocks is not None:
+            first, end = blocks
+            where = sql.SQL(" WHERE ctid >= {}::tid").format(sql.Literal(f"({first},0)"))
+            if end is not None:
+                where += sql.SQL(" AND ctid < {}::tid").format(sql.Literal(f"({end},0)"))
+        # concat() formats with the type's output function, as COPY does; a cast to text
+        # may not (inet gains its /32, char(n) loses its padding).
+        outer = [
+            sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE concat({c}) END AS {a}").format(
+                c=sql.Identifier(c.name), a=sql.Identifier(f"c{i}")
+            )
+            for i, c in enumerate(self.columns)
+        ]
+        return sql.SQL("SELECT {} FROM (SELECT {} FROM {}{}) AS r").format(
+            sql.SQL(", ").join(outer),
+            sql.SQL(", ").join(c.select for c in self.columns),
+            relation,
+            where,
+        )
+
+    @property
+    def splittable(self) -> bool:
+        """Whether readers may split it by block ranges: a plain table whose rows are all read
+        (rows that a filter or ``DISTINCT ON`` picks are read by one reader)."""
+        return self.has_ctid and (not self.label or (self.key_unique and self.key_not_null))
+
     def copy_sql(self, ids: IdRange | None = None) -> sql.Composed:
         """The reader's ``COPY (SELECT ...) TO STDOUT (FORMAT csv)``."""
         return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(self.select_sql(ids))

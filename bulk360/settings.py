@@ -48,6 +48,9 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "bulk360"
     """Files bulk360 may make again at any time, e.g. neo4j-admin's class-data archive
     (``BULK360_CACHE_DIR``; default ``$XDG_CACHE_HOME/bulk360`` or ``~/.cache/bulk360``)."""
+    spark_home: Path = Path(".local/spark")
+    """Spark for ``--engine spark`` (``SPARK_HOME``; ``scripts/spark install`` assembles it):
+    its ``jars/`` is Spark itself, its ``bulk360-jars/`` the JDBC driver and Neo4j connector."""
     api_token: str | None = field(default=None, repr=False)
     """The bearer token ``bulk360 serve`` requires when set (``BULK360_API_TOKEN``); never printed."""
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -129,6 +132,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         "neo4j_home": folder("NEO4J_HOME", ".local/neo4j"),
         "import_dir": folder("BULK360_IMPORT_DIR", "import"),
         "cache_dir": _cache_dir(merged),
+        "spark_home": folder("SPARK_HOME", ".local/spark"),
         "api_token": merged.get("BULK360_API_TOKEN") or None,
         "environment": merged,
     }

@@ -16,6 +16,7 @@ from bulk360.check import run_checks
 from bulk360.cli import app, console, state
 from bulk360.cli.reporting import ConsoleReporter, summary_table
 from bulk360.control import init_schema, list_runs, show_run
+from bulk360.engines import ENGINES
 from bulk360.errors import CheckFailed, ConfigError, IntegrityError, SchemaDrift
 from bulk360.graph import connect_graph
 from bulk360.ids import IdRange
@@ -155,11 +156,31 @@ def run_command(
         bool,
         typer.Option(help="Sync mode: clear the graph and write everything (no comparison)."),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: COPY readers and Polars joins in this process; spark: JDBC reads "
+            "and Spark joins on a Spark cluster (pip install 'bulk360[spark]')."
+        ),
+    ] = "local",
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL (--engine spark), e.g. spark://host:7077.")
+    ] = RunOptions.spark_master,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE", help="A Spark setting (--engine spark); may be repeated."
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON (no steps, no table).")
     ] = False,
 ) -> None:
     """Build the graph: read every mapped table, join the relationships, load Neo4j."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
+    if engine != "spark" and (spark_conf or spark_master != RunOptions.spark_master):
+        raise ConfigError("--spark-master and --spark-conf are for --engine spark")
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
     if clear and mode != "bolt":
@@ -184,6 +205,9 @@ def run_command(
         accept_schema_changes=accept_schema_changes,
         strict_values=strict_values,
         full=full,
+        engine=engine,
+        spark_master=spark_master,
+        spark_conf=tuple(spark_conf or ()),
     )
     if as_json:
         summary = run(state(ctx).settings(), options)

@@ -217,6 +217,43 @@ def merge_nodes_query(spec: NodeSpec, removed: Sequence[str] = ()) -> str:
     return query + (f" REMOVE {', '.join(f'n.{quoted(c)}' for c in removed)}" if removed else "")
 
 
+def node_query(spec: NodeSpec, mode: str) -> str:
+    """The ``UNWIND $rows AS r`` query of a label's rows (``r``: values in ``spec.fields``
+    order): ``create`` for a label without nodes yet, else ``merge``."""
+    if mode != "create":
+        return merge_nodes_query(spec)
+    fields = spec.fields
+    # All properties in the CREATE map (a null one is left out): faster than SET.
+    every = ", ".join(f"{quoted(f.name)}: {f.cypher(f'r[{i}]')}" for i, f in enumerate(fields))
+    return f"UNWIND $rows AS r CREATE (n:{quoted(spec.label)} {{{every}}})"
+
+
+def relationship_query(spec: RelationshipSpec, mode: str) -> str:
+    """The ``UNWIND $rows AS r`` query of a mapping's rows (``r``: start keys, end keys, then
+    the properties) that creates, or merges, each relationship between its two nodes."""
+    start_keys, end_keys = spec.start.key_fields(), spec.end.key_fields()
+    n_start, n_end = len(start_keys), len(end_keys)
+
+    def match(alias: str, node: NodeSpec, keys: list[Field], offset: int) -> str:
+        props = ", ".join(
+            f"{quoted(k.name)}: {k.cypher(f'r[{offset + i}]')}" for i, k in enumerate(keys)
+        )
+        return f"MATCH ({alias}:{quoted(node.label)} {{{props}}})"
+
+    values = [
+        (quoted(f.name), f.cypher(f"r[{n_start + n_end + i}]")) for i, f in enumerate(spec.fields)
+    ]
+    head = (
+        f"UNWIND $rows AS r {match('a', spec.start, start_keys, 0)} "
+        f"{match('b', spec.end, end_keys, n_start)} "
+    )
+    if mode == "create":
+        every = ", ".join(f"{name}: {value}" for name, value in values)
+        return head + f"CREATE (a)-[x:{quoted(spec.type)} {{{every}}}]->(b)"
+    sets = ", ".join(f"x.{name} = {value}" for name, value in values)
+    return head + f"MERGE (a)-[x:{quoted(spec.type)}]->(b)" + (f" SET {sets}" if sets else "")
+
+
 def node_rows(spec: NodeSpec, frame: pl.LazyFrame) -> pl.DataFrame:
     """The typed values of a node file's rows, in the order of ``spec.fields``."""
     return frame.select([f.parse(pl.col(f.column)).alias(f.name) for f in spec.fields]).collect()
@@ -296,26 +333,38 @@ class BoltLoader:
                 self.load.seconds["prepare"] = round(time.perf_counter() - started, 3)
                 bookmarks = GraphDatabase.bookmark_manager()
                 started = time.perf_counter()
-                self.write_batches(
-                    driver,
-                    bookmarks,
-                    [self._node_batches(s, node_modes[s.label]) for s in nodes],
-                )
+                self.write_nodes(driver, bookmarks, nodes, node_modes)
                 self.load.seconds["nodes"] = round(time.perf_counter() - started, 3)
                 started = time.perf_counter()
-                self.write_batches(
-                    driver,
-                    bookmarks,
-                    [
-                        self.relationship_batches(r, relationship_modes[r.group])
-                        for r in relationships
-                    ],
-                )
+                self.write_relationships(driver, bookmarks, relationships, relationship_modes)
                 self.load.seconds["relationships"] = round(time.perf_counter() - started, 3)
                 self._count_graph(driver, nodes, relationships)
         finally:
             driver.close()
         return self.load
+
+    def write_nodes(
+        self, driver: Driver, bookmarks: Any, nodes: Sequence[NodeSpec], modes: dict[str, str]
+    ) -> None:
+        """Every label's nodes, its batches on the writer threads."""
+        self.write_batches(
+            driver, bookmarks, [self._node_batches(s, modes[s.label]) for s in nodes]
+        )
+
+    def write_relationships(
+        self,
+        driver: Driver,
+        bookmarks: Any,
+        relationships: Sequence[RelationshipSpec],
+        modes: dict[tuple[str, str, str], str],
+    ) -> None:
+        """Every mapping's relationships (their nodes are written)."""
+        self.write_batches(
+            driver, bookmarks, [self.relationship_batches(r, modes[r.group]) for r in relationships]
+        )
+
+    def auth(self) -> tuple[str, str]:
+        return self._auth
 
     @contextmanager
     def failures(
@@ -445,18 +494,8 @@ class BoltLoader:
         return counts
 
     def _node_batches(self, spec: NodeSpec, mode: str) -> Iterator[Batch]:
-        fields = spec.fields
         frame = node_rows(spec, scan(spec.path))
-        index = {f.name: i for i, f in enumerate(fields)}
-        label = quoted(spec.label)
-        if mode == "create":
-            # All properties in the CREATE map (a null one is left out): faster than SET.
-            every = ", ".join(
-                f"{quoted(f.name)}: {f.cypher(f'r[{index[f.name]}]')}" for f in fields
-            )
-            query = f"UNWIND $rows AS r CREATE (n:{label} {{{every}}})"
-        else:
-            query = merge_nodes_query(spec)
+        query = node_query(spec, mode)
         self.load.nodes.setdefault(spec.label, 0)
         for offset in range(0, frame.height, self.batch_size):
             yield Batch("node", spec.label, query, frame.slice(offset, self.batch_size).rows())
@@ -485,27 +524,7 @@ class BoltLoader:
             .collect()
         )
 
-        def match(alias: str, node: NodeSpec, keys: list[Field], offset: int) -> str:
-            props = ", ".join(
-                f"{quoted(k.name)}: {k.cypher(f'r[{offset + i}]')}" for i, k in enumerate(keys)
-            )
-            return f"MATCH ({alias}:{quoted(node.label)} {{{props}}})"
-
-        values = [
-            (quoted(f.name), f.cypher(f"r[{n_start + n_end + i}]")) for i, f in enumerate(fields)
-        ]
-        head = (
-            f"UNWIND $rows AS r {match('a', spec.start, start_keys, 0)} "
-            f"{match('b', spec.end, end_keys, n_start)} "
-        )
-        if mode == "create":
-            every = ", ".join(f"{name}: {value}" for name, value in values)
-            query = head + f"CREATE (a)-[x:{quoted(spec.type)} {{{every}}}]->(b)"
-        else:
-            sets = ", ".join(f"x.{name} = {value}" for name, value in values)
-            query = (
-                head + f"MERGE (a)-[x:{quoted(spec.type)}]->(b)" + (f" SET {sets}" if sets else "")
-            )
+        query = relationship_query(spec, mode)
         self.load.relationships.setdefault(spec.name, 0)
         for offset in range(0, frame.height, self.batch_size):
             rows = frame.slice(offset, self.batch_size).rows()

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bulk360.extract import BlockSink, copy_out
+from bulk360.engines.local.extract import BlockSink, copy_out
 
 ROWS = 50_000
 # Multi-line values and quotes: rows are written exactly as the server sends them.

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,55 +42,20 @@ import polars as pl
 import psycopg
 from psycopg import IsolationLevel, pq, sql
 
+from bulk360.engines import id_order
+from bulk360.engines.audit import Audit, audit_table
+from bulk360.engines.results import ExtractResult
 from bulk360.errors import IntegrityError, SourceError, TargetError
 from bulk360.ids import IdRange, assign_ranges
 from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
 from bulk360.types import SESSION_SETTINGS
 
-__all__ = ["BlockSink", "ExtractResult", "Extractor", "copy_out"]
+__all__ = ["BlockSink", "Extractor", "copy_out"]
 
 # Sent as libpq `options`, so every reader's session formats values the same way.
 _SESSION_OPTIONS = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
 _BLOCK = 8 << 20
-
-
-@dataclass(frozen=True)
-class ExtractResult:
-    """What one reader wrote."""
-
-    table: TablePlan
-    path: Path
-    rows: int
-    rows_null_key: int
-    bytes: int
-    seconds: float
-    sha256: str
-    keys: pl.DataFrame | None
-    """The columns the joins and id checks need, parsed while reading (None: none needed)."""
-    values: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Column → kind → how many values Neo4j cannot hold as they are (see bulk360.types)."""
-    rows_duplicate: int = 0
-    """Rows rejected because an earlier row has the same key (node tables)."""
-    multiline: bool = False
-    """Whether a value holds a line break (neo4j-admin must then parse the file as multi-line)."""
-    ids: IdRange | None = None
-    """The node ids the rows got (node tables)."""
-
-
-@dataclass(frozen=True)
-class Audit:
-    """What one audit scan of a table counted, in the run's snapshot."""
-
-    rows: int
-    null_key: int = 0
-    duplicate: int = 0
-    values: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @property
-    def nodes(self) -> int:
-        """The rows that become nodes."""
-        return self.rows - self.null_key - self.duplicate
 
 
 class _Cancelled(Exception):
@@ -254,26 +218,11 @@ class Extractor:
             yield snapshots
 
     def _audit(self, table: TablePlan, snapshot: str) -> Audit:
-        """Count the table's rows, rejected keys and changing values, in the snapshot."""
-        query, names = table.audit_sql()
         try:
-            with self._connect(table.source) as conn, conn.cursor() as cur:
-                cur.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                row = cur.execute(query).fetchone()
+            with self._connect(table.source) as conn:
+                return audit_table(conn, table, snapshot)
         except psycopg.Error as exc:
             raise _reading_failed(table, exc) from None
-        assert row is not None
-        counts: dict[str, int] = {}
-        values: dict[str, dict[str, int]] = {}
-        for (column, kind), count in zip(names, row, strict=True):
-            if not column:
-                counts[kind] = int(count)
-            elif count:
-                values.setdefault(column, {})[kind] = int(count)
-        null_key = counts.get("null_key", 0)
-        keys = counts.get("keys")
-        duplicate = counts["rows"] - null_key - keys if keys is not None else 0
-        return Audit(counts["rows"], null_key, duplicate, values)
 
     def _read(
         self,
@@ -340,7 +289,7 @@ class Extractor:
     def run(self) -> list[ExtractResult]:
         """Audit, then read all tables, biggest first; the first failure stops the others."""
         tables = sorted(self._plan.tables, key=lambda t: t.size_bytes, reverse=True)
-        order = _id_order(self._plan)
+        order = id_order(self._plan)
         counted = {t.name for t in order[:-1]}
         audited = [t for t in tables if t.name in counted or t.needs_audit]
         with (
@@ -385,12 +334,6 @@ class Extractor:
         if errors:
             raise errors[0]  # type: ignore[misc]
         return [f.result() for f in futures]
-
-
-def _id_order(plan: Plan) -> list[TablePlan]:
-    """Node tables in the order their ids are given: smallest first, so the largest is last."""
-    nodes = [t for t in plan.tables if t.label]
-    return sorted(nodes, key=lambda t: (t.size_bytes, t.name))
 
 
 def _reading_failed(table: TablePlan, exc: psycopg.Error) -> SourceError:

@@ -1,7 +1,7 @@
 """Stage 2: node checks and relationship joins, as Polars joins on key columns only.
 
 The readers parse each table while they write it, and only the columns that a join, an id check
-or a relationship property needs (:func:`needed_columns`, see :mod:`bulk360.extract`); every
+or a relationship property needs (:func:`needed_columns`, see :mod:`bulk360.engines.local.extract`); every
 mapping then joins those frames in memory. Integer columns (``:long``) are integers, which join
 and hash about twice as fast as text and are written back exactly as PostgreSQL wrote them;
 every other column is text (PostgreSQL wrote equal values of compatible types as equal text).
@@ -13,32 +13,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from bulk360.engines.results import NodeCheck, RelationshipResult
 from bulk360.errors import IntegrityError
 from bulk360.ids import IdRange
 from bulk360.plan import Plan, RelationshipPlan, TablePlan
 
 __all__ = [
-    "NodeCheck",
-    "RelationshipResult",
     "build_relationship",
     "check_nodes",
     "needed_columns",
     "read_text",
 ]
-
-
-@dataclass(frozen=True)
-class NodeCheck:
-    """What was verified of a node file before neo4j-admin trusts it (``--id-type=actual``)."""
-
-    label: str
-    first_id: int | None
-    last_id: int | None
 
 
 def check_nodes(table: TablePlan, frame: pl.DataFrame | None, ids: IdRange) -> NodeCheck:
@@ -97,40 +86,6 @@ def needed_columns(plan: Plan) -> dict[str, list[str]]:
             need(rel.link_table, *[k for _, k in rel.from_link_keys], *props["link"])
             need(rel.link_table, *[k for k, _ in rel.link_to_keys], *filters["link"])
     return {name: list(dict.fromkeys(columns)) for name, columns in needed.items()}
-
-
-@dataclass(frozen=True)
-class RelationshipResult:
-    """The file of one relationship mapping, what its join found, and its ledger.
-
-    The ledger counts the rows of the mapping's driving side (the link table, or the side whose
-    keys refer to the other): ``read = matched + rejected + orphaned``, where rejected rows have
-    a NULL join key (they refer to nothing) and orphaned ones match nothing; each matched row
-    gives one relationship, or more when its key matches several rows (``fanout`` counts those
-    extra relationships), so ``read + fanout = rows + rejected + orphaned``.
-    """
-
-    plan: RelationshipPlan
-    path: Path
-    rows: int
-    orphans: dict[str, int] = field(default_factory=dict)
-    """Rows per side ('from', 'to', 'link') whose keys matched nothing."""
-    seconds: float = 0.0
-    multiline: bool = False
-    """Whether a property value holds a line break."""
-    driving: str = "from"
-    read: int = 0
-    rejected: int = 0
-    orphaned: int = 0
-    matched: int = 0
-
-    @property
-    def fanout(self) -> int:
-        return self.rows - self.matched
-
-    @property
-    def balanced(self) -> bool:
-        return self.read == self.matched + self.rejected + self.orphaned
 
 
 def _side(

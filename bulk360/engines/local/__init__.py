@@ -1,0 +1,73 @@
+"""The local engine: ``COPY`` readers (:mod:`.extract`) and Polars joins (:mod:`.transform`) in
+this process. Memory holds the join and id columns of every table (not the other properties),
+so one machine's RAM bounds the size of a run; see :mod:`bulk360.engines.spark` beyond it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bulk360.engines import Joined, Progress
+from bulk360.engines.local.extract import Extractor
+from bulk360.engines.local.transform import build_relationship, check_nodes, needed_columns
+from bulk360.engines.results import ExtractResult, RelationshipResult
+from bulk360.load.bolt import BoltLoader
+from bulk360.paths import RunPaths
+from bulk360.plan import Plan, RelationshipPlan
+from bulk360.settings import Settings
+
+__all__ = ["LocalEngine"]
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.workers = max(1, workers)
+
+    def extract(self, plan: Plan, paths: RunPaths, progress: Progress) -> list[ExtractResult]:
+        extractor = Extractor(
+            self.settings,
+            plan,
+            lambda table: paths.file_of(table),
+            self.workers,
+            progress,
+            needed_columns(plan),
+        )
+        return extractor.run()
+
+    def transform(self, plan: Plan, extracted: list[ExtractResult], paths: RunPaths) -> Joined:
+        """Node checks and joins on the frames the readers parsed; each relationship file is hashed."""
+        frames = {r.table.name: r.keys for r in extracted if r.keys is not None}
+        with ThreadPoolExecutor(self.workers) as pool:
+            node_jobs = {
+                r.table.name: pool.submit(check_nodes, r.table, frames.get(r.table.name), r.ids)
+                for r in extracted
+                if r.table.label and r.ids is not None
+            }
+
+            def relationship(rel: RelationshipPlan) -> RelationshipResult:
+                result = build_relationship(rel, frames, paths.relationship_file(rel.name))
+                return result.with_sha256(_sha256(result.path))
+
+            rel_jobs = [pool.submit(relationship, rel) for rel in plan.relationships]
+            checks = {name: job.result() for name, job in node_jobs.items()}
+            relationships = [job.result() for job in rel_jobs]
+        return Joined(checks, relationships)
+
+    def bolt_loader(self, loader: BoltLoader) -> BoltLoader:
+        return loader  # the Python driver's writers, from the published files
+
+    def close(self) -> None:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
