@@ -405,6 +405,13 @@ class _Run:
             self.bolt.preflight()
         if self.options.mode == "sync" and not self.options.full:
             self.baseline = _sync_baseline(self)
+        if self.options.engine == "spark":  # its start is not extraction's
+            started = time.perf_counter()
+            assert self.engine is not None
+            self.note(
+                f"Spark session ({self.options.spark_master}) ready in "
+                f"{time.perf_counter() - started:.1f}s"
+            )
         return plan
 
     def extract(self, plan: Plan) -> list[ExtractResult]:
