@@ -54,7 +54,7 @@ from bulk360.errors import (
 )
 from bulk360.graph import connect_graph
 from bulk360.load.admin import AdminImport, AdminLoader, ImportRequest
-from bulk360.load.bolt import BoltLoad, BoltLoader, NodeSpec, RelationshipSpec
+from bulk360.load.bolt import BoltLoad, BoltLoader
 from bulk360.load.sync import SyncLoad, SyncLoader, specs_of
 from bulk360.paths import MANIFEST_FILE, RunPaths
 from bulk360.plan import Plan, TablePlan, build_plan
@@ -977,22 +977,7 @@ def _sync_load(state: _Run, manifest: dict[str, Any]) -> None:
 
 
 def _bolt_load(state: _Run, manifest: dict[str, Any], clear: bool) -> BoltLoad:
-    final = state.paths.final_dir
-    nodes = {
-        n["label"]: NodeSpec(n["label"], final / n["file"], n["headers"], n["keys"])
-        for n in manifest["nodes"]
-    }
-    relationships = [
-        RelationshipSpec(
-            name=f"{r['type']}.{r['mapping_id']}",
-            type=r["type"],
-            start=nodes[r["from_label"]],
-            end=nodes[r["to_label"]],
-            path=final / r["file"],
-            headers=r["headers"],
-        )
-        for r in manifest["relationships"]
-    ]
+    nodes, relationships = specs_of(state.paths.final_dir, manifest)
     totals = {n["label"]: n["nodes"] for n in manifest["nodes"]}
     totals |= {
         spec.name: r["relationships"]
@@ -1000,7 +985,7 @@ def _bolt_load(state: _Run, manifest: dict[str, Any], clear: bool) -> BoltLoad:
     }
     loader = state.engine.bolt_loader(state.bolt) if state.engine_started else state.bolt
     with state.reporter.rows_progress(totals) as advance:
-        return loader.run(list(nodes.values()), relationships, clear, advance)
+        return loader.run(nodes, relationships, clear, advance)
 
 
 def _admin_import(state: _Run, manifest: dict[str, Any]) -> AdminImport:

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bulk360.errors import IntegrityError
 from bulk360.plan import TablePlan
 
 __all__ = ["Audit", "audit_table"]
@@ -28,6 +29,14 @@ class Audit:
     def nodes(self) -> int:
         """The rows that become nodes."""
         return self.rows - self.null_key - self.duplicate
+
+    def check_read(self, table: TablePlan, rows: int) -> None:
+        """A node table's reader must have read the nodes this scan counted."""
+        if table.label and rows != self.nodes:
+            raise IntegrityError(
+                f"source '{table.source}', table {table.schema}.{table.table}: {rows:,} rows "
+                f"were read for {self.nodes:,} nodes counted in the same snapshot"
+            )
 
 
 def audit_table(conn: psycopg.Connection[Any], table: TablePlan, snapshot: str) -> Audit:
