@@ -23,6 +23,7 @@ keep (the run that built the graph).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -164,3 +165,9 @@ def _instance_of(folder: Path) -> str | None:
         return None
     control = manifest.get("control") or {}
     return control.get("instance") if isinstance(control, dict) else None
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file of the import folder, as the manifest records it."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

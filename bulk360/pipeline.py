@@ -20,7 +20,6 @@ counted and named (``--strict-values`` fails instead).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -56,7 +55,7 @@ from bulk360.graph import connect_graph
 from bulk360.load.admin import AdminImport, AdminLoader, ImportRequest
 from bulk360.load.bolt import BoltLoad, BoltLoader
 from bulk360.load.sync import SyncLoad, SyncLoader, specs_of
-from bulk360.paths import MANIFEST_FILE, RunPaths
+from bulk360.paths import MANIFEST_FILE, RunPaths, file_sha256
 from bulk360.plan import Plan, TablePlan, build_plan
 from bulk360.settings import Settings
 from bulk360.types import VALUE_CHANGES
@@ -240,11 +239,6 @@ def value_changes(manifest: dict[str, Any], mode: str) -> list[tuple[str, str]]:
     return lines
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _steps(mode: str, reuse: bool) -> list[str]:
     steps = ["start", *(["verify"] if reuse else ["validate", "extract", "transform", "write"])]
     steps += {"admin": ["load", "swap"], "bolt": ["load"], "sync": ["load"]}.get(mode, [])
@@ -361,7 +355,10 @@ class _Run:
 
     @property
     def engine(self) -> Engine:
-        """The run's engine, started when extraction needs it (a Spark session takes seconds)."""
+        return self.start_engine()
+
+    def start_engine(self) -> Engine:
+        """The run's engine, started when first needed (a Spark session takes seconds)."""
         if self._engine is None:
             options = self.options
             self._engine = start_engine(
@@ -407,7 +404,7 @@ class _Run:
             self.baseline = _sync_baseline(self)
         if self.options.engine == "spark":  # its start is not extraction's
             started = time.perf_counter()
-            assert self.engine is not None
+            self.start_engine()
             self.note(
                 f"Spark session ({self.options.spark_master}) ready in "
                 f"{time.perf_counter() - started:.1f}s"
@@ -520,7 +517,7 @@ class _Run:
 
     def publish(self, plan: Plan, manifest: dict[str, Any]) -> None:
         self.paths.manifest.write_text(json.dumps(manifest, indent=2))
-        self.manifest_sha = _sha256(self.paths.manifest)
+        self.manifest_sha = file_sha256(self.paths.manifest)
         protect = []
         built = graph_run(self.settings)
         if built is not None and built["import_dir"]:
@@ -539,7 +536,7 @@ class _Run:
         run_id = resumed.row["run_id"]
         manifest_path = paths.published_manifest
         try:
-            sha = _sha256(manifest_path)
+            sha = file_sha256(manifest_path)
             manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         except (OSError, ValueError) as exc:
             raise IntegrityError(
@@ -556,7 +553,7 @@ class _Run:
             )
         for entry in [*manifest["nodes"], *manifest["relationships"]]:
             path = paths.final_dir / entry["file"]
-            if not path.is_file() or _sha256(path) != entry["sha256"]:
+            if not path.is_file() or file_sha256(path) != entry["sha256"]:
                 raise IntegrityError(
                     f"run {run_id}'s file {path} is missing or differs from its manifest "
                     "(SHA-256); start a new run"

@@ -84,7 +84,7 @@ def start_engine(
     if name == "spark":
         from bulk360.engines.spark import SparkEngine  # pyspark is an optional extra
 
-        return SparkEngine(settings, workers, spark or SparkOptions())
+        return SparkEngine(settings, spark or SparkOptions())
     from bulk360.engines.local import LocalEngine
 
     return LocalEngine(settings, workers)

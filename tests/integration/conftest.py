@@ -24,7 +24,7 @@ from psycopg import sql
 from bulk360.pipeline import RunOptions, RunSummary, run
 from bulk360.samples import load_sample
 from bulk360.settings import Settings
-from tests.conftest import run_services
+from tests.conftest import cypher, run_services
 from tests.integration.snapshots import Snapshot
 
 TEST_CONTROL_DB = "bulk360_test_control"
@@ -88,6 +88,37 @@ EDGE_VALUE_CHANGES = {
     "approx": {"rounded": 1},
 }
 """What a run counts in edge_values (``approx`` has a double override)."""
+
+
+def stop_neo4j_while_writing(
+    settings: Settings, driver: Driver, mode: str, written: str
+) -> tuple[int, str, str]:
+    """Run ``bulk360 run --mode <mode>`` with one writer and batches of 5, stop Neo4j as soon
+    as the Cypher ``written`` (returning one boolean) says it has written, start Neo4j again;
+    the run's exit code, stdout and stderr."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "bulk360", "run", "--mode", mode),
+            *("--batch-size", "5", "--workers", "1", "--retry-seconds", "2"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(settings, settings.import_dir),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not next(iter(cypher(driver, written)[0].values())):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"the {mode} run wrote nothing in two minutes"
+            time.sleep(0.2)
+        run_services("neo4j", "stop")
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        run_services("neo4j", "start")
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout, stderr
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,13 @@ from bulk360.load.bolt import BoltLoader, NodeSpec, RelationshipSpec
 from bulk360.pipeline import RunOptions, RunSummary, run
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts
-from tests.conftest import cypher, run_services
-from tests.integration.conftest import EDGE_VALUE_CHANGES, bulk360_cli, cli_env
+from tests.conftest import cypher
+from tests.integration.conftest import (
+    EDGE_VALUE_CHANGES,
+    bulk360_cli,
+    cli_env,
+    stop_neo4j_while_writing,
+)
 from tests.integration.snapshots import EMPTY_LIST, Snapshot
 
 
@@ -145,29 +149,10 @@ def test_stopping_neo4j_mid_run_fails_clearly_and_resume_completes(
     with neo4j_driver.session() as session:
         session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()
     # Small batches on one writer, so that the run is still writing when Neo4j stops.
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bulk360", "run", "--mode", "bolt"),
-            *("--batch-size", "5", "--workers", "1", "--retry-seconds", "2"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(control_settings, control_settings.import_dir),
+    code, stdout, stderr = stop_neo4j_while_writing(
+        control_settings, neo4j_driver, "bolt", "MATCH (n) RETURN count(n) > 0 AS written"
     )
-    try:
-        deadline = time.monotonic() + 120
-        while cypher(neo4j_driver, "MATCH (n) RETURN count(n) AS n")[0]["n"] == 0:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the bolt run wrote nothing in two minutes"
-            time.sleep(0.2)
-        run_services("neo4j", "stop")
-        stdout, stderr = process.communicate(timeout=300)
-    finally:
-        run_services("neo4j", "start")
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 4, stdout + stderr
+    assert code == 4, stdout + stderr
     assert "Traceback" not in stderr
     error = stderr.strip().splitlines()[-1]
     assert error.startswith("error: writing to Neo4j at bolt://"), stderr

@@ -256,7 +256,7 @@ def test_an_unreachable_source_is_one_line_before_anything_is_written(
     # Reachable from here but not from Spark's executors (another network): the engine's own
     # probe, one JDBC round trip per source before anything is written, says so in one line.
     plan = prepare_plan(spark_settings)
-    engine = SparkEngine(spark_settings, 2, SparkOptions("local[2]"))
+    engine = SparkEngine(spark_settings, SparkOptions("local[2]"))
     source = dataclasses.replace(plan.source("brands"), port=1)
     with pytest.raises(SourceError) as unreachable:
         engine.probe(Reader(engine.spark, spark_settings, source, "00000003-00000002-1"), source)

@@ -7,9 +7,6 @@ tests change their rows), and leaves the graph built by bolt mode from those cop
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,12 @@ from bulk360.errors import TargetError
 from bulk360.pipeline import RunOptions, RunSummary, run
 from bulk360.samples import load_sample
 from bulk360.settings import Settings
-from tests.conftest import cypher, run_services
-from tests.integration.conftest import bulk360_cli, cli_env, recreate_database
+from tests.conftest import cypher
+from tests.integration.conftest import (
+    bulk360_cli,
+    recreate_database,
+    stop_neo4j_while_writing,
+)
 from tests.integration.snapshots import Snapshot
 
 SYNC_CONTROL_DB = "bulk360_test_sync_control"
@@ -224,32 +225,13 @@ def test_neo4j_stopped_mid_sync_fails_and_the_next_sync_converges(
         "streaming_db",
         "UPDATE play_events SET position_seconds = -1 - (event_id % 997)",
     )
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bulk360", "run", "--mode", "sync"),
-            *("--batch-size", "5", "--workers", "1", "--retry-seconds", "2"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(sync_settings, sync_settings.import_dir),
+    code, stdout, stderr = stop_neo4j_while_writing(
+        sync_settings,
+        neo4j_driver,
+        "sync",
+        "MATCH (e:PlayEvent) WHERE e.position_seconds < 0 RETURN count(e) > 100 AS started",
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not cypher(
-            neo4j_driver,
-            "MATCH (e:PlayEvent) WHERE e.position_seconds < 0 RETURN count(e) > 100 AS started",
-        )[0]["started"]:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the sync wrote nothing in two minutes"
-            time.sleep(0.2)
-        run_services("neo4j", "stop")
-        stdout, stderr = process.communicate(timeout=300)
-    finally:
-        run_services("neo4j", "start")
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 4, stdout + stderr
+    assert code == 4, stdout + stderr
     assert "Traceback" not in stderr
     assert "run the sync again to complete it" in stderr.strip().splitlines()[-1]
     with psycopg.connect(**sync_settings.control_conninfo()) as conn:

@@ -5,16 +5,14 @@ so one machine's RAM bounds the size of a run; see :mod:`bulk360.engines.spark` 
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from bulk360.engines import Joined, Progress
 from bulk360.engines.local.extract import Extractor
 from bulk360.engines.local.transform import build_relationship, check_nodes, needed_columns
 from bulk360.engines.results import ExtractResult, RelationshipResult
 from bulk360.load.bolt import BoltLoader
-from bulk360.paths import RunPaths
+from bulk360.paths import RunPaths, file_sha256
 from bulk360.plan import Plan, RelationshipPlan
 from bulk360.settings import Settings
 
@@ -51,7 +49,7 @@ class LocalEngine:
 
             def relationship(rel: RelationshipPlan) -> RelationshipResult:
                 result = build_relationship(rel, frames, paths.relationship_file(rel.name))
-                return result.with_sha256(_sha256(result.path))
+                return result.with_sha256(file_sha256(result.path))
 
             rel_jobs = [pool.submit(relationship, rel) for rel in plan.relationships]
             checks = {name: job.result() for name, job in node_jobs.items()}
@@ -63,11 +61,3 @@ class LocalEngine:
 
     def close(self) -> None:
         return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

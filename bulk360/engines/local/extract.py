@@ -32,19 +32,18 @@ import select
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import psycopg
-from psycopg import IsolationLevel, pq, sql
+from psycopg import pq, sql
 
 from bulk360.engines import id_order
-from bulk360.engines.audit import Audit, audit_table
 from bulk360.engines.results import ExtractResult
+from bulk360.engines.snapshot import Audit, audit_table, exported_snapshots, snapshot_connection
 from bulk360.errors import IntegrityError, SourceError, TargetError
 from bulk360.ids import IdRange, assign_ranges
 from bulk360.plan import Plan, TablePlan
@@ -200,22 +199,7 @@ class Extractor:
 
     def _connect(self, source_name: str) -> psycopg.Connection[Any]:
         source = self._plan.source(source_name)
-        conn = source.connect(self._settings, options=_SESSION_OPTIONS)
-        conn.isolation_level = IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        return conn
-
-    @contextmanager
-    def _snapshots(self) -> Iterator[dict[str, str]]:
-        """Export one snapshot per source, held open until every reader is done."""
-        with ExitStack() as stack:
-            snapshots: dict[str, str] = {}
-            for source in {t.source for t in self._plan.tables}:
-                conn = stack.enter_context(self._connect(source))
-                row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-                assert row is not None
-                snapshots[source] = row[0]
-            yield snapshots
+        return snapshot_connection(self._settings, source, options=_SESSION_OPTIONS)
 
     def _audit(self, table: TablePlan, snapshot: str) -> Audit:
         try:
@@ -290,7 +274,10 @@ class Extractor:
         counted = {t.name for t in order[:-1]}
         audited = [t for t in tables if t.name in counted or t.needs_audit]
         with (
-            self._snapshots() as snapshots,
+            exported_snapshots(
+                self._settings,
+                [self._plan.source(s) for s in {t.source for t in self._plan.tables}],
+            ) as snapshots,
             ThreadPoolExecutor(self._workers) as sinks,
             ThreadPoolExecutor(self._workers) as pool,
         ):

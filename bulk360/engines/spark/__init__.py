@@ -14,21 +14,21 @@ the same snapshot, as the local engine's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import ExitStack
 from typing import Any
 
 import psycopg
-from psycopg import IsolationLevel
 
 from bulk360.control import Source
 from bulk360.engines import Joined, Progress, SparkOptions, id_order
-from bulk360.engines.audit import Audit, audit_table
 from bulk360.engines.results import ExtractResult, NodeCheck
+from bulk360.engines.snapshot import Audit, audit_table, exported_snapshots, snapshot_connection
 from bulk360.engines.spark.connector import ConnectorLoader
 from bulk360.engines.spark.files import write_csv
-from bulk360.engines.spark.joins import spark_relationship
-from bulk360.engines.spark.read import Reader, snapshots
+from bulk360.engines.spark.joins import column_of, spark_relationship
+from bulk360.engines.spark.read import Reader
 from bulk360.engines.spark.session import first_line, parse_conf, spark_session
 from bulk360.errors import IntegrityError, SourceError, one_line
 from bulk360.ids import RESERVED_ID, IdRange, assign_ranges
@@ -45,10 +45,8 @@ _ROW_BITS = 33  # monotonically_increasing_id(): partition index << 33 | row in 
 class SparkEngine:
     name = "spark"
 
-    def __init__(self, settings: Settings, workers: int, options: SparkOptions) -> None:
+    def __init__(self, settings: Settings, options: SparkOptions) -> None:
         self.settings = settings
-        self.workers = workers
-        self.master = options.master
         self.spark = spark_session(settings, options.master, parse_conf(options.conf))
         self._stack = ExitStack()
         self._tables: dict[str, TablePlan] = {}
@@ -61,7 +59,7 @@ class SparkEngine:
 
     def extract(self, plan: Plan, paths: RunPaths, progress: Progress) -> list[ExtractResult]:
         sources = [plan.source(name) for name in dict.fromkeys(t.source for t in plan.tables)]
-        found = self._stack.enter_context(snapshots(self.settings, sources))
+        found = self._stack.enter_context(exported_snapshots(self.settings, sources))
         readers = {s.name: Reader(self.spark, self.settings, s, found[s.name]) for s in sources}
         for source in sources:
             self.probe(readers[source.name], source)
@@ -71,35 +69,35 @@ class SparkEngine:
             for t in plan.tables
             if t.needs_audit
         }
-        started = {t.name: time.perf_counter() for t in plan.tables}
+        from pyspark.sql import functions as F
+
+        seconds: dict[str, float] = {}
         rows: dict[str, Any] = {}
         counts: dict[str, int] = {}
         for table in plan.tables:
+            started = time.perf_counter()
             frame = readers[table.source].table(table)
             if table.label:  # numbered from the partitions' counts, which need stable partitions
-                from pyspark.sql import functions as F
-
                 frame = frame.withColumn("part", F.spark_partition_id()).withColumn(
                     "row", F.monotonically_increasing_id().bitwiseAND((1 << _ROW_BITS) - 1)
                 )
             rows[table.name] = frame.persist()
             counts[table.name] = self._count(table, rows[table.name])
+            seconds[table.name] = time.perf_counter() - started
         ranges = assign_ranges([(t.name, counts[t.name]) for t in id_order(plan)])
+        self._tables = {t.label: t for t in plan.tables if t.label}
         results = []
         for table in plan.tables:
-            frame = rows[table.name]
             audit = audits.get(table.name)
-            count = counts[table.name]
             if audit is not None:
-                audit.check_read(table, count)
-            if table.label:
-                frame = self._numbered(frame, ranges[table.name]).persist()
-                rows[table.name].unpersist()
-            self._frames[table.name] = frame
-            results.append(
-                self._write(table, frame, count, paths, audit, ranges.get(table.name), started)
+                audit.check_read(table, counts[table.name])
+            result = self._write(
+                table, rows[table.name], counts[table.name], paths, audit, ranges.get(table.name)
             )
-            progress(table, results[-1].bytes)
+            results.append(
+                dataclasses.replace(result, seconds=seconds[table.name] + result.seconds)
+            )
+            progress(table, result.bytes)
         return results
 
     def probe(self, reader: Reader, source: Source) -> None:
@@ -115,9 +113,7 @@ class SparkEngine:
     def _audit(self, table: TablePlan, source: Source, snapshot: str) -> Audit:
         """The local engine's audit scan, in the snapshot (a psycopg session of this process)."""
         try:
-            with source.connect(self.settings) as conn:
-                conn.isolation_level = IsolationLevel.REPEATABLE_READ
-                conn.read_only = True
+            with snapshot_connection(self.settings, source) as conn:
                 return audit_table(conn, table, snapshot)
         except psycopg.Error as exc:
             raise _reading_failed(table, exc) from None
@@ -158,22 +154,27 @@ class SparkEngine:
         paths: RunPaths,
         audit: Audit | None,
         ids: IdRange | None,
-        started: dict[str, float],
     ) -> ExtractResult:
+        """A node table numbered and written to its file; ``seconds``: this step's."""
+        started = time.perf_counter()
         path = paths.file_of(table)
+        size, digest, multiline = 0, "", False  # a table read for the joins only: no file
         if table.label:
-            columns = ["id", *[f"c{i}" for i in range(len(table.columns))]]
+            assert ids is not None
+            numbered = self._numbered(frame, ids).persist()
+            frame.unpersist()
+            frame = numbered
+            columns = [column_of(table, h) for h in table.headers()]
             written = write_csv(frame.select(columns), table.headers(), path, count)
             size, digest, multiline = written.bytes, written.sha256, written.multiline
-        else:
-            size, digest, multiline = 0, "", False  # read for the joins only; no file
+        self._frames[table.name] = frame
         return ExtractResult(
             table=table,
             path=path,
             rows=count,
             rows_null_key=audit.null_key if audit else 0,
             bytes=size,
-            seconds=time.perf_counter() - started[table.name],
+            seconds=time.perf_counter() - started,
             sha256=digest,
             keys=None,
             values=audit.values if audit else {},
@@ -191,13 +192,12 @@ class SparkEngine:
             result, frame = spark_relationship(rel, self._frames, paths.relationship_file(rel.name))
             relationships.append(result)
             self._relationships[rel.name] = frame
-        self._tables = {t.label: t for t in plan.tables if t.label}
         return Joined(checks, relationships)
 
     def bolt_loader(self, loader: BoltLoader) -> BoltLoader:
         """Bolt mode's writes through the Neo4j connector, from this run's frames (a resumed
         run, which extracted nothing, writes with ``loader`` itself)."""
-        if not self._relationships and not self._tables:
+        if not self._frames:
             return loader
         return ConnectorLoader(
             self._frames,
@@ -218,7 +218,7 @@ class SparkEngine:
         table, ids = result.table, result.ids
         assert table.label is not None and ids is not None
         frame = self._frames[table.name]
-        keys = [f"c{[c.name for c in table.columns].index(k)}" for k in table.key_columns]
+        keys = [column_of(table, table.header_of(k)) for k in table.key_columns]
         row = frame.agg(
             F.min("id").alias("first"),
             F.max("id").alias("last"),

@@ -25,6 +25,7 @@ from typing import Any
 
 from neo4j import Driver
 
+from bulk360.engines.spark.joins import column_of
 from bulk360.engines.spark.session import first_line
 from bulk360.errors import TargetError
 from bulk360.load.bolt import (
@@ -108,10 +109,9 @@ class ConnectorLoader(BoltLoader):
     def _node_frame(self, spec: NodeSpec) -> Any:
         table = self._tables[spec.label]
         frame = self._frames[spec.label]
-        columns = [c.header for c in table.columns]
         return frame.select(
             [
-                typed(frame[f"c{columns.index(f.column)}"], f).alias(f"v{i}")
+                typed(frame[column_of(table, f.column)], f).alias(f"v{i}")
                 for i, f in enumerate(spec.fields)
             ]
         )
@@ -132,11 +132,10 @@ class ConnectorLoader(BoltLoader):
         """A label's ids with its typed key values, ``<alias>0``, ``<alias>1``..."""
         table = self._tables[node.label]
         frame = self._frames[node.label]
-        columns = [c.header for c in table.columns]
         return frame.select(
-            frame["id"].alias(f"{alias}_id"),
+            frame[column_of(table, table.id_header)].alias(f"{alias}_id"),
             *[
-                typed(frame[f"c{columns.index(k.column)}"], k).alias(f"{alias}{i}")
+                typed(frame[column_of(table, k.column)], k).alias(f"{alias}{i}")
                 for i, k in enumerate(node.key_fields())
             ],
         )

@@ -1,7 +1,8 @@
 """Reading the mapped tables over JDBC, partitioned, all in one snapshot per source.
 
-For each source a coordinator transaction (psycopg, in this process) exports a snapshot with
-``pg_export_snapshot()`` and stays open until the run's joins are done. Every JDBC session
+For each source a coordinator transaction (psycopg, in this process:
+:func:`bulk360.engines.snapshot.exported_snapshots`) exports a snapshot and stays open until
+the run's joins are done. Every JDBC session
 Spark opens, on whichever executor, joins it before its query (``sessionInitStatement``: the
 isolation level, ``SET TRANSACTION SNAPSHOT`` and the session settings the local readers use),
 so all partitions of all tables of a source are read as of one instant.
@@ -13,12 +14,8 @@ whose nodes ``DISTINCT ON`` picks, a view or a foreign table is read by one read
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from functools import reduce
 from typing import Any
-
-from psycopg import IsolationLevel
 
 from bulk360.control import Source
 from bulk360.engines.spark.session import JDBC_DRIVER
@@ -26,7 +23,7 @@ from bulk360.plan import TablePlan
 from bulk360.settings import Settings
 from bulk360.types import SESSION_SETTINGS
 
-__all__ = ["PAGE_BYTES", "Reader", "block_ranges", "snapshots"]
+__all__ = ["PAGE_BYTES", "Reader", "block_ranges"]
 
 PAGE_BYTES = 8192
 _PARTITION_BYTES = 32 << 20
@@ -43,21 +40,6 @@ def block_ranges(size_bytes: int) -> list[tuple[int, int | None]]:
     return [
         (start, starts[i + 1] if i + 1 < len(starts) else None) for i, start in enumerate(starts)
     ]
-
-
-@contextmanager
-def snapshots(settings: Settings, sources: list[Source]) -> Iterator[dict[str, str]]:
-    """One exported snapshot per source, held open by its coordinator until the block ends."""
-    with ExitStack() as stack:
-        found: dict[str, str] = {}
-        for source in sources:
-            conn = stack.enter_context(source.connect(settings))
-            conn.isolation_level = IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-            assert row is not None
-            found[source.name] = row[0]
-        yield found
 
 
 class Reader:

@@ -1,19 +1,48 @@
-"""The audit scan both engines run per table, in the run's snapshot: how many rows, how many
-rejected for a NULL or repeated key, and which values Neo4j cannot hold as they are
-(:meth:`bulk360.plan.TablePlan.audit_sql`)."""
+"""What both engines do in PostgreSQL from bulk360's own process: one exported snapshot per
+source, held by a coordinator transaction while the tables are read (every reader, a COPY
+session or a JDBC one, joins it with ``SET TRANSACTION SNAPSHOT``), and the audit scan of a
+table in that snapshot: how many rows, how many rejected for a NULL or repeated key, and which
+values Neo4j cannot hold as they are (:meth:`bulk360.plan.TablePlan.audit_sql`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import IsolationLevel, sql
 
+from bulk360.control import Source
 from bulk360.errors import IntegrityError
 from bulk360.plan import TablePlan
+from bulk360.settings import Settings
 
-__all__ = ["Audit", "audit_table"]
+__all__ = ["Audit", "audit_table", "exported_snapshots", "snapshot_connection"]
+
+
+def snapshot_connection(
+    settings: Settings, source: Source, **options: Any
+) -> psycopg.Connection[Any]:
+    """A read-only REPEATABLE READ session of ``source``, able to take or join a snapshot."""
+    conn = source.connect(settings, **options)
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    return conn
+
+
+@contextmanager
+def exported_snapshots(settings: Settings, sources: Iterable[Source]) -> Iterator[dict[str, str]]:
+    """One exported snapshot per source (by name), held open until the block ends."""
+    with ExitStack() as stack:
+        snapshots: dict[str, str] = {}
+        for source in sources:
+            conn = stack.enter_context(snapshot_connection(settings, source))
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            snapshots[source.name] = row[0]
+        yield snapshots
 
 
 @dataclass(frozen=True)
