@@ -22,7 +22,7 @@ from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
 
 from bulk360.control import Source, connect_control, load_config
-from bulk360.errors import Bulk360Error, one_line
+from bulk360.errors import Bulk360Error, ConfigError, one_line
 from bulk360.health import neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.settings import Settings
 from bulk360.verify import compare_counts, graph_manifest
@@ -135,10 +135,17 @@ def run_checks(settings: Settings, api_url: str | None) -> list[Check]:
     """Every check, in order; none stops the others."""
     checks = [_attempt("control database", lambda: _control(settings))]
     checks += _sources(settings)
-    with neo4j_driver(settings) as driver:
-        checks.append(_attempt("neo4j", lambda: _neo4j(settings, driver)))
+    try:
+        driver = neo4j_driver(settings)
+    except ConfigError as exc:  # NEO4J_URI names no Bolt server
+        checks.append(Check("neo4j", False, str(exc)))
         checks.append(_attempt("last run", lambda: _last_run(settings)))
-        checks.append(_attempt("graph counts", lambda: _graph_counts(settings, driver)))
+        checks.append(Check("graph counts", None, "skipped: Neo4j cannot be reached"))
+    else:
+        with driver:
+            checks.append(_attempt("neo4j", lambda: _neo4j(settings, driver)))
+            checks.append(_attempt("last run", lambda: _last_run(settings)))
+            checks.append(_attempt("graph counts", lambda: _graph_counts(settings, driver)))
     if api_url:
         checks.append(_attempt("api", lambda: _api(api_url)))
     else:

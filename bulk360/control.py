@@ -72,7 +72,7 @@ def connect_control(
     with conn:
         try:
             yield conn
-        except psycopg.errors.UndefinedTable:
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
             raise ConfigError(
                 f"the control database {settings.etl_db_name} has no bulk360 schema or an "
                 "older one; run `bulk360 init` first (it creates or migrates the schema)"

@@ -11,6 +11,8 @@ its code. Anything else is a bug and shows a traceback only with ``--debug``::
     ├── SourceError                 exit 3   a source PostgreSQL database failed or is unreachable
     ├── TargetError                 exit 4   Neo4j, neo4j-admin or the import folder failed
     │   └── TargetRunning           exit 4   admin mode found the Neo4j server running
+    ├── InternalError               exit 1   an unexpected exception (a bug) stopped a run; its
+    │                                        traceback is kept in the run row
     ├── IntegrityError              exit 5   rows went missing, were rejected beyond tolerance,
     │                                        the ledger does not balance, or values would change
     │                                        under --strict-values
@@ -29,6 +31,7 @@ __all__ = [
     "CheckFailed",
     "ConfigError",
     "IntegrityError",
+    "InternalError",
     "Interrupted",
     "NoSuchRun",
     "SchemaDrift",
@@ -111,6 +114,14 @@ class TargetError(Bulk360Error):
 
 class TargetRunning(TargetError):
     """Raised when admin mode would import while the Neo4j server is running."""
+
+
+class InternalError(Bulk360Error):
+    """Raised in place of an exception bulk360 did not expect (a bug) that stopped a run.
+
+    Its message names the step and the run in one line; the original exception is its
+    ``__cause__`` (``--debug`` shows it), and its traceback is in the run row.
+    """
 
 
 class IntegrityError(Bulk360Error):

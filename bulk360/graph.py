@@ -12,7 +12,11 @@ from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceU
 from bulk360.errors import ConfigError, TargetError
 from bulk360.settings import Settings
 
-__all__ = ["connect_graph", "open_driver", "quoted"]
+__all__ = ["BOLT_SCHEMES", "bolt_uri", "connect_graph", "open_driver", "quoted"]
+
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+"""The URI schemes bulk360 speaks: Bolt direct or routed, with TLS (``+s``) or TLS accepting a
+self-signed certificate (``+ssc``); Aura is ``neo4j+s://``."""
 
 
 def quoted(name: str) -> str:
@@ -20,8 +24,34 @@ def quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def bolt_uri(uri: str) -> str:
+    """``uri`` if it names a Bolt server, else a :class:`ConfigError` saying what would.
+
+    The driver also accepts ``http://`` (its HTTP client is an optional extra that bulk360 does
+    not install), and port 7474 is Neo4j Browser's, a common first mistake.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme.lower() in BOLT_SCHEMES:
+        return uri
+    if not sep:
+        scheme, rest = "", uri
+    hint = ""
+    if scheme.lower() in ("http", "https") or ":7474" in rest or ":7473" in rest:
+        host = rest.split("/")[0].rsplit(":", 1)[0] or "localhost"
+        hint = (
+            f"; 7474 is Neo4j Browser's HTTP port, Bolt listens on 7687 (e.g. bolt://{host}:7687)"
+        )
+    raise ConfigError(
+        f"NEO4J_URI '{uri}' is not a Bolt URI: bulk360 speaks Bolt, with the schemes "
+        + ", ".join(f"{s}://" for s in BOLT_SCHEMES)
+        + " (neo4j+s:// for Aura)"
+        + hint
+    )
+
+
 def open_driver(uri: str, auth: tuple[str, str], **config: Any) -> Driver:
     """A verified driver for ``uri``; a failure is one line naming the URI, never the password."""
+    bolt_uri(uri)
     try:
         driver = GraphDatabase.driver(uri, auth=auth, **config)
     except (ConfigurationError, ValueError) as exc:

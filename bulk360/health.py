@@ -24,6 +24,7 @@ from neo4j.exceptions import (
 
 from bulk360.control import connect_control
 from bulk360.errors import Bulk360Error, one_line
+from bulk360.graph import bolt_uri
 from bulk360.settings import Settings
 
 __all__ = ["PROBE_SECONDS", "neo4j_driver", "neo4j_problem", "postgres_problem"]
@@ -44,9 +45,10 @@ def postgres_problem(settings: Settings, timeout: float = PROBE_SECONDS) -> str 
 
 
 def neo4j_driver(settings: Settings, timeout: float = PROBE_SECONDS) -> Driver:
-    """A driver for ``NEO4J_URI`` that gives up on an unreachable server within ``timeout``."""
+    """A driver for ``NEO4J_URI`` that gives up on an unreachable server within ``timeout``;
+    a URI that names no Bolt server is a :class:`~bulk360.errors.ConfigError`."""
     return GraphDatabase.driver(
-        settings.neo4j_uri,
+        bolt_uri(settings.neo4j_uri),
         auth=(settings.neo4j_username, settings.neo4j_password),
         connection_timeout=timeout,
         connection_acquisition_timeout=timeout,

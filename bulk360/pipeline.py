@@ -23,6 +23,7 @@ import dataclasses
 import json
 import shutil
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from bulk360.errors import (
     Bulk360Error,
     ConfigError,
     IntegrityError,
+    InternalError,
     Interrupted,
     SchemaDrift,
     TargetError,
@@ -87,8 +89,9 @@ class Reporter(Protocol):
     def bytes_progress(self, tables: list[TablePlan]) -> Any:
         """A context manager yielding ``advance(table, nbytes)`` for the readers."""
 
-    def rows_progress(self, totals: dict[str, int]) -> Any:
-        """A context manager yielding ``advance(name, rows)`` for the Bolt writers."""
+    def rows_progress(self, totals: dict[str, int | None]) -> Any:
+        """A context manager yielding ``advance(task, rows)`` for the Bolt writers: one task
+        per entry of ``totals`` (its rows, None when not known)."""
 
 
 class SilentReporter:
@@ -105,7 +108,7 @@ class SilentReporter:
         yield lambda table, nbytes: None
 
     @contextmanager
-    def rows_progress(self, totals: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
+    def rows_progress(self, totals: dict[str, int | None]) -> Iterator[Callable[[str, int], None]]:
         yield lambda name, rows: None
 
 
@@ -307,6 +310,7 @@ class _Run:
         recorded = options.recorded(settings) | ({"resumed_from": resumed_from} if resumed else {})
         self.log = RunLog(settings, options.mode, recorded, __version__, resumed_from)
         self.step_number = 1
+        self.step_key = "start"
         title = f"start run {self.log.run_id} ({options.mode} mode)"
         if resumed_from is not None:
             title += f", resuming run {resumed_from}"
@@ -344,6 +348,7 @@ class _Run:
     @contextmanager
     def step(self, key: str, title: str) -> Iterator[None]:
         self.step_number += 1
+        self.step_key = key
         self.reporter.step(self.step_number, len(self.steps), title)
         started = time.perf_counter()
         yield
@@ -796,6 +801,19 @@ def run(settings: Settings, options: RunOptions, reporter: Reporter | None = Non
     except (KeyboardInterrupt, Interrupted) as exc:
         _fail(state, loading, f"interrupted ({exc.args[0] if exc.args else 'SIGINT'})")
         raise
+    except Exception as exc:
+        # A bug: one line naming the step and the run; the traceback stays in the run row.
+        where = f"step {state.step_number}/{len(state.steps)} ({state.step_key})"
+        error = f"unexpected {type(exc).__name__} in {where}: {one_line(exc)}"
+        unrecorded = _fail(state, loading, error, traceback.format_exc())
+        kept = (
+            f"the traceback is in the run row (bulk360 runs show {state.log.run_id})"
+            if unrecorded is None
+            else unrecorded
+        )
+        raise InternalError(
+            f"run {state.log.run_id} stopped: {error}; this is a bug in bulk360: {kept}"
+        ) from exc
     except BaseException as exc:
         _fail(state, loading, f"unexpected {type(exc).__name__}: {one_line(exc)}")
         raise
@@ -822,8 +840,9 @@ def _import_folder_errors(state: _Run) -> Iterator[None]:
         ) from None
 
 
-def _finish(state: _Run, status: str, error: str | None = None) -> None:
+def _finish(state: _Run, status: str, error: str | None = None, trace: str | None = None) -> None:
     summary = state.summary
+    extra = {"traceback": trace} if trace else {}
     state.log.finish(
         status,
         error=error,
@@ -835,11 +854,12 @@ def _finish(state: _Run, status: str, error: str | None = None) -> None:
         bytes_written=summary.bytes_written,
         ledger_balanced=summary.ledger_balanced,
         accepted_schema_changes=summary.schema_changes or None,
+        **extra,
     )
     summary.status = status
 
 
-def _fail(state: _Run, loading: bool, error: str) -> str | None:
+def _fail(state: _Run, loading: bool, error: str, trace: str | None = None) -> str | None:
     """Log the run as failed; a failed Bolt load also records what it wrote so far.
 
     When the control database cannot take the record, the failure goes to ``failure.json`` in
@@ -853,9 +873,12 @@ def _fail(state: _Run, loading: bool, error: str) -> str | None:
         if loading and state.manifest is not None:
             state.summary.bolt = state.bolt.load
             state.record(state.manifest, state.bolt.load, failed=True)
-            _finish(state, "failed", error)
+            _finish(state, "failed", error, trace)
         else:
-            state.log.finish("failed", error=error, ledger_balanced=state.summary.ledger_balanced)
+            extra = {"traceback": trace} if trace else {}
+            state.log.finish(
+                "failed", error=error, ledger_balanced=state.summary.ledger_balanced, **extra
+            )
     except Bulk360Error as exc:
         failure = state.paths.failure_file(state.published)
         failure.parent.mkdir(parents=True, exist_ok=True)
@@ -866,6 +889,7 @@ def _fail(state: _Run, loading: bool, error: str) -> str | None:
                     "error": error,
                     "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "not_recorded_because": str(exc),
+                    **({"traceback": trace} if trace else {}),
                 },
                 indent=2,
             )
@@ -947,14 +971,10 @@ def _sync_load(state: _Run, manifest: dict[str, Any]) -> None:
     assert state.baseline is not None
     built, folder, old = state.baseline
     loader = SyncLoader(state.bolt)
-    totals = {n["label"]: n["nodes"] for n in manifest["nodes"]}
-    with state.reporter.rows_progress(totals) as advance:
-        load = loader.run(
-            built["run_id"],
-            specs_of(folder, old),
-            specs_of(state.paths.final_dir, manifest),
-            advance,
-        )
+    new = specs_of(state.paths.final_dir, manifest)
+    load = loader.diff(built["run_id"], specs_of(folder, old), new)
+    with state.reporter.rows_progress(load.tasks()) as advance:
+        loader.write(load, new, advance)
     state.summary.sync = load.counts()
     state.summary.diffed_against = built["run_id"]
     state.log.diffed_against(built["run_id"])
@@ -975,7 +995,7 @@ def _sync_load(state: _Run, manifest: dict[str, Any]) -> None:
 
 def _bolt_load(state: _Run, manifest: dict[str, Any], clear: bool) -> BoltLoad:
     nodes, relationships = specs_of(state.paths.final_dir, manifest)
-    totals = {n["label"]: n["nodes"] for n in manifest["nodes"]}
+    totals: dict[str, int | None] = {n["label"]: n["nodes"] for n in manifest["nodes"]}
     totals |= {
         spec.name: r["relationships"]
         for spec, r in zip(relationships, manifest["relationships"], strict=True)

@@ -16,7 +16,7 @@ from dotenv import dotenv_values, find_dotenv
 
 from bulk360.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "check_settings_file", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,34 @@ def _root_of(env_file: str | None) -> Path:
     return Path(env_file).resolve().parent if env_file else Path.cwd()
 
 
+def check_settings_file(path: Path, named_by: str = "--env-file") -> None:
+    """A :class:`ConfigError` unless ``path`` (named by ``named_by``) is a readable text file."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"the settings file {path} ({named_by}) does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"the settings file {path} ({named_by}) is a folder") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"the settings file {path} ({named_by}) cannot be read: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the settings file {path} ({named_by}) is not UTF-8 text") from None
+
+
 def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Resolve the settings from ``overrides``, the environment and a ``.env`` file.
 
     ``env_file`` defaults to the nearest ``.env`` above the working directory (or
     ``BULK360_ENV_FILE``). Relative paths are taken from the folder of that file.
     """
-    path = (
-        str(env_file)
-        if env_file
-        else os.environ.get("BULK360_ENV_FILE") or find_dotenv(usecwd=True)
-    )
+    named = str(env_file) if env_file else os.environ.get("BULK360_ENV_FILE")
+    path = named or find_dotenv(usecwd=True)
+    if named:
+        # A file someone named must be the one read: never run on whatever else is around.
+        check_settings_file(Path(named), "--env-file" if env_file else "BULK360_ENV_FILE")
     file_values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path else {}
     merged: dict[str, str] = {**file_values, **os.environ}
     root = _root_of(path or None)

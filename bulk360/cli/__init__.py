@@ -17,10 +17,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bulk360 import __version__
-from bulk360.errors import Bulk360Error, Interrupted
-from bulk360.settings import Settings, load_settings
+from bulk360.errors import Bulk360Error, Interrupted, one_line
+from bulk360.settings import Settings, check_settings_file, load_settings
 
 __all__ = ["app", "main"]
 
@@ -78,6 +79,8 @@ def _root(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    if env_file is not None:
+        check_settings_file(env_file)
     ctx.obj = CliState(env_file=env_file, debug=debug)
 
 
@@ -114,13 +117,24 @@ def main() -> None:
     except Bulk360Error as exc:
         if debug:
             traceback.print_exc()
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Interrupted as exc:
         if debug:
             traceback.print_exc()
         errors.print(f"interrupted ({exc.args[0]}); a run under way is logged as failed")
         sys.exit(130)
+    except Exception as exc:  # a bug: one line on a cron log, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+            sys.exit(1)
+        errors.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(one_line(exc))}; "
+            "this is a bug in bulk360: run again with --debug for the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 # The commands register themselves on `app` when their modules are imported.

@@ -14,11 +14,11 @@ from rich.table import Table
 from bulk360.analytics import find_question, questions, run_question
 from bulk360.check import run_checks
 from bulk360.cli import app, console, state
-from bulk360.cli.reporting import ConsoleReporter, summary_table
+from bulk360.cli.reporting import ConsoleReporter, summary_footer, summary_table
 from bulk360.control import init_schema, list_runs, show_run
 from bulk360.engines import ENGINES
 from bulk360.errors import CheckFailed, ConfigError, IntegrityError, SchemaDrift
-from bulk360.graph import connect_graph
+from bulk360.graph import bolt_uri, connect_graph
 from bulk360.ids import IdRange
 from bulk360.pipeline import MODES, RunOptions, prepare_plan, run
 from bulk360.recommend import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions, recommend
@@ -215,6 +215,8 @@ def run_command(
         return
     summary = run(state(ctx).settings(), options, ConsoleReporter(console))
     console.print(summary_table(summary))
+    for line in summary_footer(summary):
+        console.print(escape(line), highlight=False, soft_wrap=True)
     for line in summary.values_changed:
         console.print(f"values changed: {escape(line)}", highlight=False, soft_wrap=True)
 
@@ -266,6 +268,9 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
     if run_row.get("accepted_schema_changes"):
         for text in run_row["accepted_schema_changes"]:
             console.print(f"accepted schema change: {escape(text)}", highlight=False)
+    if run_row.get("traceback"):
+        console.print("traceback of the unexpected error that stopped it:", highlight=False)
+        console.print(escape(run_row["traceback"].rstrip()), highlight=False, soft_wrap=True)
     detail = Table(
         title=f"run {run_id}: the ledger per table, label and relationship mapping",
         caption="read + fan-out = written + rejected + duplicate + orphaned",
@@ -521,6 +526,7 @@ def serve_command(
             f"refusing to serve on {host} without a token: set BULK360_API_TOKEN (clients then "
             "send Authorization: Bearer <token>), or pass --insecure to serve it open"
         )
+    bolt_uri(settings.neo4j_uri)  # a wrong scheme is one line now, not an error per request
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

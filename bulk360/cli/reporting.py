@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +23,7 @@ from rich.table import Table
 from bulk360.pipeline import RunSummary
 from bulk360.plan import TablePlan
 
-__all__ = ["ConsoleReporter", "summary_table"]
+__all__ = ["ConsoleReporter", "summary_footer", "summary_table"]
 
 
 class ConsoleReporter:
@@ -40,7 +41,7 @@ class ConsoleReporter:
     def _progress(self, *counters: ProgressColumn) -> Progress:
         """Bars named by table, label or mapping; drawn only on a terminal."""
         return Progress(
-            TextColumn("  {task.description:<28}"),
+            TextColumn("  {task.description:<34}"),
             BarColumn(),
             *counters,
             TimeElapsedColumn(),
@@ -57,11 +58,21 @@ class ConsoleReporter:
             yield lambda table, nbytes: progress.advance(tasks[table.name], nbytes)
 
     @contextmanager
-    def rows_progress(self, totals: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
+    def rows_progress(self, totals: dict[str, int | None]) -> Iterator[Callable[[str, int], None]]:
         progress = self._progress(MofNCompleteColumn())
         tasks = {name: progress.add_task(name, total=total) for name, total in totals.items()}
+        lock = threading.Lock()
+
+        def advance(name: str, rows: int) -> None:
+            # The loaders name their bars up front; one they did not name still gets its bar
+            # rather than failing a load that succeeded.
+            with lock:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=None)
+            progress.advance(tasks[name], rows)
+
         with progress:
-            yield lambda name, rows: progress.advance(tasks[name], rows)
+            yield advance
 
 
 def summary_table(summary: RunSummary) -> Table:
@@ -81,6 +92,11 @@ def summary_table(summary: RunSummary) -> Table:
     table.add_row("rows orphaned", "", f"{summary.rows_orphaned:,}")
     ledger = {True: "balanced", False: "DOES NOT BALANCE", None: "not checked"}
     table.add_row("ledger", "", ledger[summary.ledger_balanced])
-    seconds = " ".join(f"{k} {v:.1f}s" for k, v in summary.step_seconds.items())
-    table.caption = f"{seconds}\nimport folder: {summary.import_dir}"
     return table
+
+
+def summary_footer(summary: RunSummary) -> list[str]:
+    """What follows the table: each step's time and the import folder (lines of their own, so
+    that a log keeps each whole whatever the table's width)."""
+    seconds = " ".join(f"{k} {v:.1f}s" for k, v in summary.step_seconds.items())
+    return [f"steps: {seconds}", f"import folder: {summary.import_dir}"]

@@ -104,6 +104,8 @@ class NodeSpec:
     path: Path
     headers: Sequence[str]
     keys: Sequence[str]
+    rows: int | None = None
+    """Nodes in the file, when the manifest says (for progress bars)."""
 
     @property
     def fields(self) -> list[Field]:
@@ -128,6 +130,8 @@ class RelationshipSpec:
     end: NodeSpec
     path: Path
     headers: Sequence[str]
+    rows: int | None = None
+    """Relationships in the file, when the manifest says (for progress bars)."""
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -194,6 +198,12 @@ class Batch:
     name: str
     query: str
     rows: list[tuple[Any, ...]]
+    task: str = ""
+    """The progress bar it advances (default: ``name``)."""
+
+    @property
+    def progress_task(self) -> str:
+        return self.task or self.name
 
 
 def scan(path: Path) -> pl.LazyFrame:
@@ -445,7 +455,7 @@ class BoltLoader:
             with self._lock:
                 counts = self.load.nodes if batch.kind == "node" else self.load.relationships
                 counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
-            self.progress(batch.name, len(batch.rows))
+            self.progress(batch.progress_task, len(batch.rows))
 
         with ThreadPoolExecutor(self.workers) as pool:
             try:
@@ -500,7 +510,9 @@ class BoltLoader:
         for offset in range(0, frame.height, self.batch_size):
             yield Batch("node", spec.label, query, frame.slice(offset, self.batch_size).rows())
 
-    def relationship_batches(self, spec: RelationshipSpec, mode: str) -> Iterator[Batch]:
+    def relationship_batches(
+        self, spec: RelationshipSpec, mode: str, task: str = ""
+    ) -> Iterator[Batch]:
         """The batches that create (or merge) a mapping's relationships between their keys."""
         start_keys, end_keys = spec.start.key_fields(), spec.end.key_fields()
         fields = spec.fields
@@ -528,4 +540,4 @@ class BoltLoader:
         self.load.relationships.setdefault(spec.name, 0)
         for offset in range(0, frame.height, self.batch_size):
             rows = frame.slice(offset, self.batch_size).rows()
-            yield Batch("relationship", spec.name, query, rows)
+            yield Batch("relationship", spec.name, query, rows, task)

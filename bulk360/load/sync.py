@@ -105,6 +105,8 @@ class SyncLoad:
     labels: dict[str, LabelDiff] = field(default_factory=dict)
     mappings: dict[str, MappingDiff] = field(default_factory=dict)
     rebuilt_groups: list[str] = field(default_factory=list)
+    rebuilt: dict[tuple[str, str, str], list[RelationshipSpec]] = field(default_factory=dict)
+    """Groups (start label, type, end label) written anew, with their new mappings."""
     graph_nodes: dict[str, int] = field(default_factory=dict)
     graph_relationships: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -120,6 +122,23 @@ class SyncLoad:
             or any(d.added or d.removed or d.rebuilt for d in self.mappings.values())
         )
 
+    def tasks(self) -> dict[str, int | None]:
+        """The progress bars of the writes, in their order, with the rows each will write."""
+        found: dict[str, int | None] = {}
+        for d in self.labels.values():
+            if d.new is not None and d.upserts.height:
+                found[upserted_task(d.label)] = d.upserts.height
+        for specs in self.rebuilt.values():
+            for spec in specs:
+                found[rebuilt_task(spec.name)] = spec.rows
+        for name, m in self.mappings.items():
+            if m.replace.height:
+                found[replaced_task(name)] = m.replace.height
+        for d in self.labels.values():
+            if d.deleted:
+                found[deleted_task(d.label)] = d.deleted
+        return found
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Per label and mapping name: inserted, updated, deleted (relationships: added as
         inserted, removed as deleted)."""
@@ -132,6 +151,22 @@ class SyncLoad:
             for name, d in self.mappings.items()
         }
         return found
+
+
+def upserted_task(label: str) -> str:
+    return f"{label} upserted"
+
+
+def rebuilt_task(mapping: str) -> str:
+    return f"{mapping} rewritten"
+
+
+def replaced_task(mapping: str) -> str:
+    return f"{mapping} pairs replaced"
+
+
+def deleted_task(label: str) -> str:
+    return f"{label} deleted"
 
 
 # ---- the diff -------------------------------------------------------------------------------
@@ -310,6 +345,52 @@ class SyncLoader:
     def __init__(self, bolt: BoltLoader) -> None:
         self.bolt = bolt
 
+    def diff(
+        self,
+        diffed_against: int,
+        old: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
+        new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
+    ) -> SyncLoad:
+        """Compare ``old`` with ``new`` (node and relationship specs of each folder)."""
+        started = time.perf_counter()
+        load = SyncLoad(diffed_against)
+        old_nodes = {s.label: s for s in old[0]}
+        new_nodes = {s.label: s for s in new[0]}
+        for label in dict.fromkeys([*new_nodes, *old_nodes]):
+            load.labels[label] = diff_nodes(old_nodes.get(label), new_nodes.get(label))
+        load.rebuilt = self._rebuilt_groups(load, old[1], new[1])
+        old_mappings = {s.name: s for s in old[1]}
+        keys = KeyCache()
+        for spec in new[1]:
+            if spec.group not in load.rebuilt:
+                load.mappings[spec.name] = diff_mapping(old_mappings.get(spec.name), spec, keys)
+        load.seconds["diff"] = round(time.perf_counter() - started, 3)
+        return load
+
+    def write(
+        self,
+        load: SyncLoad,
+        new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
+        progress: Callable[[str, int], None] = lambda name, rows: None,
+    ) -> None:
+        """Write what :meth:`diff` found (nothing when nothing changed), then count the graph.
+
+        ``progress`` is told ``(task, rows)`` for each committed batch, ``task`` one of
+        :meth:`SyncLoad.tasks`.
+        """
+        if not load.changed:
+            return
+        driver = self.bolt.connect()
+        self.bolt.progress = progress
+        try:
+            with self.bolt.failures("run the sync again to complete it (it is idempotent)"):
+                started = time.perf_counter()
+                self._write(driver, load)
+                load.seconds["write"] = round(time.perf_counter() - started, 3)
+                self._count(driver, load, new)
+        finally:
+            driver.close()
+
     def run(
         self,
         diffed_against: int,
@@ -317,32 +398,9 @@ class SyncLoader:
         new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
         progress: Callable[[str, int], None] = lambda name, rows: None,
     ) -> SyncLoad:
-        """Diff ``old`` against ``new`` (node and relationship specs of each folder), write it."""
-        started = time.perf_counter()
-        load = SyncLoad(diffed_against)
-        old_nodes = {s.label: s for s in old[0]}
-        new_nodes = {s.label: s for s in new[0]}
-        for label in dict.fromkeys([*new_nodes, *old_nodes]):
-            load.labels[label] = diff_nodes(old_nodes.get(label), new_nodes.get(label))
-        rebuild = self._rebuilt_groups(load, old[1], new[1])
-        old_mappings = {s.name: s for s in old[1]}
-        keys = KeyCache()
-        for spec in new[1]:
-            if spec.group not in rebuild:
-                load.mappings[spec.name] = diff_mapping(old_mappings.get(spec.name), spec, keys)
-        load.seconds["diff"] = round(time.perf_counter() - started, 3)
-        if not load.changed:
-            return load
-        driver = self.bolt.connect()
-        self.bolt.progress = progress
-        try:
-            with self.bolt.failures("run the sync again to complete it (it is idempotent)"):
-                started = time.perf_counter()
-                self._write(driver, load, rebuild, old[1], new[1])
-                load.seconds["write"] = round(time.perf_counter() - started, 3)
-                self._count(driver, load, new)
-        finally:
-            driver.close()
+        """Diff ``old`` against ``new`` and write it."""
+        load = self.diff(diffed_against, old, new)
+        self.write(load, new, progress)
         return load
 
     def _rebuilt_groups(
@@ -376,14 +434,7 @@ class SyncLoader:
                 load.rebuilt_groups.append(f"{group[0]}-{group[1]}->{group[2]}")
         return rebuild
 
-    def _write(
-        self,
-        driver: Driver,
-        load: SyncLoad,
-        rebuild: dict[tuple[str, str, str], list[RelationshipSpec]],
-        old: Sequence[RelationshipSpec],
-        new: Sequence[RelationshipSpec],
-    ) -> None:
+    def _write(self, driver: Driver, load: SyncLoad) -> None:
         bolt = self.bolt
         bookmarks = GraphDatabase.bookmark_manager()
         database = bolt.database
@@ -402,18 +453,18 @@ class SyncLoader:
             [self._upserts(d) for d in load.labels.values() if d.new is not None],
         )
         # 3. Relationships: whole groups deleted and written anew, changed pairs replaced.
-        for start, kind, end in rebuild:
+        for start, kind, end in load.rebuilt:
             with driver.session(database=database, bookmark_manager=bookmarks) as session:
                 session.run(
                     f"MATCH (:{quoted(start)})-[x:{quoted(kind)}]->(:{quoted(end)}) "
                     "CALL (x) { DELETE x } IN TRANSACTIONS OF $size ROWS",
                     size=bolt.batch_size,
                 ).consume()
-        whole = [spec for specs in rebuild.values() for spec in specs]
+        whole = [spec for specs in load.rebuilt.values() for spec in specs]
         bolt.write_batches(
             driver,
             bookmarks,
-            [bolt.relationship_batches(spec, "create") for spec in whole]
+            [bolt.relationship_batches(spec, "create", rebuilt_task(spec.name)) for spec in whole]
             + [self._replacements(d) for d in load.mappings.values() if d.replace.height],
         )
         # 4. Nodes whose rows are gone, with whatever relationships they still have.
@@ -428,7 +479,13 @@ class SyncLoader:
         query = merge_nodes_query(d.new, d.removed_properties)
         rows = d.upserts
         for offset in range(0, rows.height, self.bolt.batch_size):
-            yield Batch("node", d.label, query, rows.slice(offset, self.bolt.batch_size).rows())
+            yield Batch(
+                "node",
+                d.label,
+                query,
+                rows.slice(offset, self.bolt.batch_size).rows(),
+                upserted_task(d.label),
+            )
 
     def _deletes(self, d: LabelDiff) -> Iterator[Batch]:
         spec = d.old
@@ -439,7 +496,11 @@ class SyncLoader:
         query = f"UNWIND $rows AS r MATCH (n:{quoted(d.label)} {{{keys}}}) DETACH DELETE n"
         for offset in range(0, d.deletes.height, self.bolt.batch_size):
             yield Batch(
-                "deleted", d.label, query, d.deletes.slice(offset, self.bolt.batch_size).rows()
+                "deleted",
+                d.label,
+                query,
+                d.deletes.slice(offset, self.bolt.batch_size).rows(),
+                deleted_task(d.label),
             )
 
     def _replacements(self, d: MappingDiff) -> Iterator[Batch]:
@@ -466,7 +527,11 @@ class SyncLoader:
         )
         for offset in range(0, d.replace.height, self.bolt.batch_size):
             yield Batch(
-                "replaced", spec.name, query, d.replace.slice(offset, self.bolt.batch_size).rows()
+                "replaced",
+                spec.name,
+                query,
+                d.replace.slice(offset, self.bolt.batch_size).rows(),
+                replaced_task(spec.name),
             )
 
     def _count(
@@ -492,7 +557,7 @@ def specs_of(
 ) -> tuple[list[NodeSpec], list[RelationshipSpec]]:
     """The node and relationship specs of a published run folder, from its manifest."""
     nodes = {
-        n["label"]: NodeSpec(n["label"], folder / n["file"], n["headers"], n["keys"])
+        n["label"]: NodeSpec(n["label"], folder / n["file"], n["headers"], n["keys"], n["nodes"])
         for n in manifest["nodes"]
     }
     relationships = [
@@ -503,6 +568,7 @@ def specs_of(
             end=nodes[r["to_label"]],
             path=folder / r["file"],
             headers=r["headers"],
+            rows=r["relationships"],
         )
         for r in manifest["relationships"]
     ]
