@@ -65,12 +65,11 @@ from benchmarks.report import (
     SYNC,
     write_report,
 )
+from bulk360.apps.samples import load_sample
 from bulk360.control import init_schema
 from bulk360.graph import open_driver
-from bulk360.load.admin import AdminLoader, ImportRequest
-from bulk360.pipeline import prepare_plan
-from bulk360.plan import Plan
-from bulk360.samples import load_sample
+from bulk360.load.admin.neo4j_admin import ImportRequest, Neo4jAdmin
+from bulk360.plan import Plan, prepare_plan
 from bulk360.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +203,14 @@ class Bench:
         self.record("bulk360 admin").add(measured.seconds, elements, measured.peak_rss_bytes)
         for step, seconds in summary["step_seconds"].items():
             self.steps.setdefault(step, []).append(seconds)
+        # Outside the steps: within the run (its rows, its end) and around it (the interpreter,
+        # the imports, the process's exit).
+        self.steps.setdefault("outside steps (in the run)", []).append(
+            summary["seconds_outside_steps"]
+        )
+        self.steps.setdefault("outside the run (process)", []).append(
+            round(measured.seconds - summary["seconds"], 3)
+        )
         self.record("bulk360 extract").add(summary["step_seconds"]["extract"], summary["rows_read"])
         manifest = json.loads((Path(summary["import_dir"]) / "manifest.json").read_text())
         self.last = {
@@ -255,7 +262,7 @@ class Bench:
                 tolerance=0,
             )
             with measure() as actual_ids:
-                AdminLoader(self.settings).import_into(self.settings.neo4j_database, request)
+                Neo4jAdmin(self.settings).import_into(self.settings.neo4j_database, request)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         elements = self.last["elements"]
@@ -297,7 +304,7 @@ class Bench:
             "run", "--mode", "bolt", "--clear", "--json", "--workers", str(self.workers)
         )
         summary = json.loads(measured.stdout)
-        loaded = summary["bolt"]
+        loaded = summary["load"]
         writing = loaded["seconds"]["nodes"] + loaded["seconds"]["relationships"]
         elements = sum(loaded["nodes"].values()) + sum(loaded["relationships"].values())
         self.record("bulk360 bolt").add(measured.seconds, elements, measured.peak_rss_bytes)
@@ -428,7 +435,8 @@ def sync_comparison(bench: Bench) -> None:
     change_sources(bench.settings, "bench_")
     synced = bulk360("run", "--mode", "sync", "--json", *workers)
     summary = json.loads(synced.stdout)
-    changed = sum(sum(counts.values()) for counts in (summary.get("sync") or {}).values())
+    changes = (summary.get("load") or {}).get("changes") or {}
+    changed = sum(sum(counts.values()) for counts in changes.values())
     bench.record(SYNC).add(synced.seconds, changed, synced.peak_rss_bytes)
     upsert = bulk360("run", "--mode", "bolt", "--json", *workers)
     elements = sum(json.loads(upsert.stdout)["nodes"].values()) + sum(

@@ -36,11 +36,11 @@ from neo4j import Driver
 from psycopg import sql
 
 from bulk360.graph import quoted
-from bulk360.ids import IdRange
-from bulk360.load.bolt import clear_database, create_key_constraint
+from bulk360.load.cypher import clear_database, create_key_constraint
 from bulk360.plan import Plan, TablePlan
+from bulk360.plan.ids import IdRange
+from bulk360.plan.types import ARRAY_DELIMITER, SESSION_SETTINGS
 from bulk360.settings import Settings
-from bulk360.types import ARRAY_DELIMITER, SESSION_SETTINGS
 
 __all__ = [
     "clear_graph",

@@ -1,8 +1,20 @@
-"""bulk360: several PostgreSQL databases into one Neo4j graph, driven by a control database."""
+"""bulk360: several PostgreSQL databases into one Neo4j graph, driven by a control database.
+
+The Python API::
+
+    import bulk360
+
+    settings = bulk360.load_settings()            # the environment and .env, as the CLI reads them
+    summary = bulk360.run(settings, bulk360.RunOptions(mode="bolt", clear=True))
+    print(summary.status, summary.nodes, summary.relationships)
+
+:func:`run` raises a :class:`Bulk360Error` (one line, an ``exit_code``) after logging the run
+as failed; :class:`RunOptions` refuses impossible combinations when it is made.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from bulk360.errors import (
     Bulk360Error,
@@ -13,22 +25,38 @@ from bulk360.errors import (
     TargetRunning,
     ValidationFailed,
 )
+from bulk360.options import Reporter, RunOptions, RunSummary, SilentReporter
 from bulk360.settings import Settings, load_settings
 
-try:
-    __version__ = version("bulk360")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from bulk360.pipeline import run
+
+__version__ = "0.2.0"
+"""The package's version (``pyproject.toml`` reads it from here)."""
 
 __all__ = [
     "Bulk360Error",
     "ConfigError",
     "IntegrityError",
+    "Reporter",
+    "RunOptions",
+    "RunSummary",
     "Settings",
+    "SilentReporter",
     "SourceError",
     "TargetError",
     "TargetRunning",
     "ValidationFailed",
     "__version__",
     "load_settings",
+    "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The pipeline imports Polars, the Neo4j driver and psycopg: only when a run is asked for.
+    if name == "run":
+        from bulk360.pipeline import run
+
+        return run
+    raise AttributeError(f"module 'bulk360' has no attribute {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,8 +21,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bulk360.pipeline import RunSummary
-from bulk360.plan import TablePlan
+from bulk360.options import RunSummary
+
+if TYPE_CHECKING:
+    from bulk360.plan.tables import TablePlan
 
 __all__ = ["ConsoleReporter", "summary_footer", "summary_table"]
 

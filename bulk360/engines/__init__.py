@@ -1,5 +1,5 @@
 """Steps 3 and 4 of a run — read the mapped tables, check node ids, join relationships and write
-the import folder's files — behind one small interface, with two engines:
+the import package's files — behind one small interface, with two engines:
 
 * :mod:`bulk360.engines.local` (the default): parallel ``COPY ... TO STDOUT`` readers and Polars
   joins in this process;
@@ -7,10 +7,15 @@ the import folder's files — behind one small interface, with two engines:
   the same joins as Spark joins, on a Spark cluster (or Spark's local mode).
 
 Everything around them is shared and does not know which engine ran: the validation and the
-plan (:mod:`bulk360.plan`), the run folder (:mod:`bulk360.paths`), the manifest and the audit
-rows (:mod:`bulk360.pipeline`), and the loaders (:mod:`bulk360.load`). An engine returns
-:mod:`bulk360.engines.results`; the files it writes have the layout and headers of
-:class:`bulk360.plan.TablePlan` whichever engine wrote them.
+plan (:mod:`bulk360.plan`, whose join rules both engines execute), the import package
+(:mod:`bulk360.package`), the loaders (:mod:`bulk360.load`) and the ledger. An engine returns
+:mod:`bulk360.package.results`; the files it writes have the layout and headers of
+:class:`bulk360.plan.TablePlan` whichever engine wrote them. Engines and loaders meet only at
+the package: an engine may offer its own Bolt writer (:meth:`Engine.graph_writer`), which bolt
+mode is then given.
+
+To add an engine: a folder here with a class of this interface, and an entry in
+:data:`ENGINES`.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bulk360.engines.results import ExtractResult, NodeCheck, RelationshipResult
-from bulk360.load.bolt import BoltLoader
-from bulk360.paths import RunPaths
+from bulk360.package.paths import RunPaths
+from bulk360.package.results import ExtractResult, Joined
+from bulk360.package.writer import GraphWriter
 from bulk360.plan import Plan, TablePlan
 from bulk360.settings import Settings
 
@@ -33,18 +38,8 @@ Progress = Callable[[TablePlan, int], None]
 """``advance(table, nbytes)``: how much of a table has been read."""
 
 
-@dataclass(frozen=True)
-class Joined:
-    """Step 4's outcome: the checked node ids per label and every relationship file."""
-
-    checks: dict[str, NodeCheck]
-    relationships: list[RelationshipResult]
-
-
 class Engine(Protocol):
     """Reads, checks, joins and writes for one run; :meth:`close` ends what it started."""
-
-    name: str
 
     def extract(self, plan: Plan, paths: RunPaths, progress: Progress) -> list[ExtractResult]:
         """Every table of ``plan`` into its file of ``paths`` (node tables with their ids)."""
@@ -54,8 +49,8 @@ class Engine(Protocol):
         """The node id checks and every relationship mapping's file."""
         ...
 
-    def bolt_loader(self, loader: BoltLoader) -> BoltLoader:
-        """What writes bolt mode's graph: ``loader``, or one that writes from the engine."""
+    def graph_writer(self, batch_size: int) -> GraphWriter | None:
+        """The engine's own Bolt writer for bolt mode (None: the Python driver's)."""
         ...
 
     def close(self) -> None: ...
@@ -63,7 +58,7 @@ class Engine(Protocol):
 
 def id_order(plan: Plan) -> list[TablePlan]:
     """Node tables in the order their ids are given: smallest first, so the largest is last
-    (only it need not be counted before it is read; see :mod:`bulk360.ids`)."""
+    (only it need not be counted before it is read; see :mod:`bulk360.plan.ids`)."""
     nodes = [t for t in plan.tables if t.label]
     return sorted(nodes, key=lambda t: (t.size_bytes, t.name))
 

@@ -1,17 +1,10 @@
 """Sync mode: only what changed in the sources since the run that built the graph, over Bolt.
 
-A sync run reads and joins as every run does, then compares its import folder with the folder of
-the newest succeeded run that built the graph (kept for that purpose):
-
-* per label, nodes by key: **inserted** (a new key), **updated** (a property changed, appeared
-  or became NULL; a column added, dropped or now excluded changes every row) and **deleted**
-  (a key that is gone). Each side is scanned for its key columns and a hash of each row's
-  properties only (never the node ids, which every run gives anew), so memory holds two hashes
-  and a key per node, not the files;
-* per relationship mapping, relationships as a multiset of (start key, end key, properties):
-  every pair of nodes whose relationships differ is **replaced** in one statement (its old
-  relationships deleted, its new ones created), which covers added and removed pairs, changed
-  properties and repeated pairs alike.
+A sync run reads and joins as every run does, then compares its package with the package of the
+newest succeeded run that built the graph (its **baseline**, kept for that purpose; see
+:mod:`bulk360.load.diff`). It refuses, before anything is read, when no run built the graph or
+when the graph no longer holds that run's counts (something changed it by hand) and no failed
+sync since explains why.
 
 A label whose key columns changed, a relationship type that several mappings share between the
 same labels, or a mapping whose join or properties changed in a way the pairs cannot follow,
@@ -21,7 +14,8 @@ The writes go in the order that keeps the graph whole: nodes of rebuilt labels d
 inserted and updated (``MERGE`` on the key, a NULL property removed), relationships replaced
 and rebuilt, then deleted nodes removed (``DETACH DELETE``). Each statement is idempotent, so a
 sync that fails half way (the run is failed) is completed by the next one, which compares with
-the same succeeded run again.
+the same baseline again. ``--full`` clears the graph and writes everything, as bolt mode's
+``--clear``.
 """
 
 from __future__ import annotations
@@ -30,91 +24,74 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-import polars as pl
-from neo4j import Driver, GraphDatabase
+from neo4j import Driver
 
-from bulk360.graph import quoted
-from bulk360.load.bolt import (
-    Batch,
-    BoltLoader,
-    NodeSpec,
-    RelationshipSpec,
+from bulk360.control.history import failed_since, graph_run
+from bulk360.errors import IntegrityError, TargetError
+from bulk360.load import LoadContext, LoadResult, Server
+from bulk360.load.bolt import BoltLoader
+from bulk360.load.cypher import (
+    count_graph,
     create_key_constraint,
-    keys_by_id,
+    delete_group_query,
+    delete_nodes_query,
+    graph_counts,
     merge_nodes_query,
-    node_rows,
-    scan,
+    relationship_query,
+    replace_pairs_query,
 )
+from bulk360.load.diff import KeyCache, LabelDiff, MappingDiff, diff_mapping, diff_nodes
+from bulk360.load.writer import Batch, DriverWriter, batches
+from bulk360.package import ImportPackage
+from bulk360.package.files import NodeFile, RelationshipFile
+from bulk360.package.paths import MANIFEST_FILE
+from bulk360.settings import Settings
 
-__all__ = [
-    "KeyCache",
-    "LabelDiff",
-    "MappingDiff",
-    "SyncLoad",
-    "SyncLoader",
-    "diff_mapping",
-    "diff_nodes",
-    "specs_of",
-]
+__all__ = ["Baseline", "SyncLoad", "SyncLoader", "find_baseline"]
 
-
-@dataclass(frozen=True)
-class LabelDiff:
-    """What changed of one label's nodes."""
-
-    label: str
-    new: NodeSpec | None
-    old: NodeSpec | None
-    upserts: pl.DataFrame
-    """Typed rows of the new file to merge, in the order of ``new.fields``."""
-    deletes: pl.DataFrame
-    """Typed key values of the nodes to delete (the old file's key fields)."""
-    inserted: int
-    updated: int
-    removed_properties: tuple[str, ...] = ()
-    """Columns of the old file that the new one no longer has: removed from every node."""
-    rebuilt: bool = False
-    """The key columns changed: every old node is deleted first and every new one inserted."""
-
-    @property
-    def deleted(self) -> int:
-        return self.deletes.height
+Files = tuple[Sequence[NodeFile], Sequence[RelationshipFile]]
+Group = tuple[str, str, str]
 
 
-@dataclass(frozen=True)
-class MappingDiff:
-    """What changed of one relationship mapping's relationships (or of a rebuilt group)."""
+def upserted_task(label: str) -> str:
+    return f"{label} upserted"
 
-    name: str
-    new: RelationshipSpec | None
-    replace: pl.DataFrame
-    """Per pair of nodes to replace: start key values, end key values, and the list of the new
-    relationships' typed property values (empty: the pair loses its relationships)."""
-    added: int
-    removed: int
-    rebuilt: bool = False
+
+def rebuilt_task(mapping: str) -> str:
+    return f"{mapping} rewritten"
+
+
+def replaced_task(mapping: str) -> str:
+    return f"{mapping} pairs replaced"
+
+
+def deleted_task(label: str) -> str:
+    return f"{label} deleted"
 
 
 @dataclass
 class SyncLoad:
-    """What a sync changed, and what the graph holds afterwards."""
+    """What a sync changes, and what the graph holds afterwards."""
 
     diffed_against: int
     labels: dict[str, LabelDiff] = field(default_factory=dict)
     mappings: dict[str, MappingDiff] = field(default_factory=dict)
-    rebuilt_groups: list[str] = field(default_factory=list)
-    rebuilt: dict[tuple[str, str, str], list[RelationshipSpec]] = field(default_factory=dict)
+    rebuilt: dict[Group, list[RelationshipFile]] = field(default_factory=dict)
     """Groups (start label, type, end label) written anew, with their new mappings."""
     graph_nodes: dict[str, int] = field(default_factory=dict)
     graph_relationships: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
+    def rebuilt_groups(self) -> list[str]:
+        return [f"{start}-{kind}->{end}" for start, kind, end in self.rebuilt]
+
+    @property
     def changed(self) -> bool:
         return (
-            bool(self.rebuilt_groups)
+            bool(self.rebuilt)
             or any(
                 d.inserted or d.updated or d.deleted or d.removed_properties or d.rebuilt
                 for d in self.labels.values()
@@ -128,9 +105,9 @@ class SyncLoad:
         for d in self.labels.values():
             if d.new is not None and d.upserts.height:
                 found[upserted_task(d.label)] = d.upserts.height
-        for specs in self.rebuilt.values():
-            for spec in specs:
-                found[rebuilt_task(spec.name)] = spec.rows
+        for files in self.rebuilt.values():
+            for rel in files:
+                found[rebuilt_task(rel.name)] = rel.rows
         for name, m in self.mappings.items():
             if m.replace.height:
                 found[replaced_task(name)] = m.replace.height
@@ -153,423 +130,271 @@ class SyncLoad:
         return found
 
 
-def upserted_task(label: str) -> str:
-    return f"{label} upserted"
+@dataclass(frozen=True)
+class Baseline:
+    """The run that built the graph, and its package."""
+
+    run_id: int
+    package: ImportPackage
 
 
-def rebuilt_task(mapping: str) -> str:
-    return f"{mapping} rewritten"
+_REBUILD = "rebuild it with --mode bolt --clear (or --mode sync --full)"
 
 
-def replaced_task(mapping: str) -> str:
-    return f"{mapping} pairs replaced"
-
-
-def deleted_task(label: str) -> str:
-    return f"{label} deleted"
-
-
-# ---- the diff -------------------------------------------------------------------------------
-
-
-def _keyed(spec: NodeSpec) -> pl.LazyFrame:
-    """A node file's key values (as text, ``k0``...) and a hash of each row's properties."""
-    return scan(spec.path).select(
-        *[pl.col(k.column).alias(f"k{i}") for i, k in enumerate(spec.key_fields())],
-        pl.struct([pl.col(f.column) for f in spec.fields]).hash().alias("h"),
-    )
-
-
-def _typed_keys(spec: NodeSpec, frame: pl.LazyFrame, alias: str = "k") -> pl.LazyFrame:
-    """Key values as text (``k0``...) turned into the key fields' types."""
-    return frame.select(
-        [
-            k.parse(pl.col(f"{alias}{i}")).alias(f"{alias}{i}")
-            for i, k in enumerate(spec.key_fields())
-        ]
-    )
-
-
-def _empty(columns: Sequence[str]) -> pl.DataFrame:
-    return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-
-
-def diff_nodes(old: NodeSpec | None, new: NodeSpec | None) -> LabelDiff:
-    """Compare one label's node files by key (either may be missing: a label added or gone)."""
-    label = (new or old).label  # type: ignore[union-attr]
-    if new is None:
-        assert old is not None
-        deletes = _typed_keys(old, _keyed(old)).collect()
-        return LabelDiff(label, None, old, pl.DataFrame(), deletes, 0, 0)
-    if old is None or list(old.keys) != list(new.keys):
-        upserts = node_rows(new, scan(new.path))
-        deletes = _typed_keys(old, _keyed(old)).collect() if old else _empty([])
-        return LabelDiff(
-            label, new, old, upserts, deletes, upserts.height, 0, rebuilt=old is not None
+def find_baseline(settings: Settings, driver: Driver, note: Callable[[str], None]) -> Baseline:
+    """The run that built the graph and its package; refuses (one line) when there is none,
+    or when the graph no longer matches it and no failed sync explains why."""
+    built = graph_run(settings)
+    if built is None or not built["import_dir"]:
+        raise TargetError(
+            f"no succeeded run built the graph of database '{settings.neo4j_database}' yet, so "
+            f"there is nothing to compare with: {_REBUILD}"
         )
-    keys = [f"k{i}" for i in range(len(new.keys))]
-    same_columns = list(old.headers[1:]) == list(new.headers[1:])
-    joined = (
-        _keyed(old)
-        .join(_keyed(new), on=keys, how="full", coalesce=True, suffix="_new")
-        .select(
-            *keys,
-            inserted=pl.col("h").is_null(),
-            deleted=pl.col("h_new").is_null(),
-            # A column added, dropped or retyped changes every row.
-            updated=pl.col("h").is_not_null()
-            & pl.col("h_new").is_not_null()
-            & ((pl.col("h") != pl.col("h_new")) if same_columns else pl.lit(True)),
+    run_id, folder = built["run_id"], Path(built["import_dir"])
+    try:
+        package = ImportPackage.read(folder)
+    except IntegrityError:
+        if (folder / MANIFEST_FILE).exists():
+            raise TargetError(
+                f"run {run_id} built the graph with files this bulk360 cannot read: {_REBUILD}"
+            ) from None
+        raise TargetError(
+            f"the import folder of run {run_id}, which built the graph, is gone ({folder}): "
+            f"{_REBUILD}"
+        ) from None
+    failed = failed_since(settings, run_id, "sync")
+    if failed:
+        note(
+            f"sync run {failed[-1]} failed after run {run_id}: the graph may hold part of it, "
+            "and this sync completes it"
         )
-        .filter(pl.col("inserted") | pl.col("deleted") | pl.col("updated"))
-        .collect()
-    )
-    changed = joined.filter(~pl.col("deleted")).select(keys)
-    key_columns = [k.column for k in new.key_fields()]
-    upserts = node_rows(
-        new, scan(new.path).join(changed.lazy(), left_on=key_columns, right_on=keys, how="semi")
-    )
-    deletes = _typed_keys(old, joined.lazy().filter(pl.col("deleted")).select(keys)).collect()
-    removed = tuple(f.name for f in old.fields if f.name not in {g.name for g in new.fields})
-    return LabelDiff(
-        label,
-        new,
-        old,
-        upserts,
-        deletes,
-        int(joined["inserted"].sum()),
-        int(joined["updated"].sum()),
-        removed,
-    )
-
-
-class KeyCache:
-    """Each node file's ids with their keys (as text), read once however many mappings use it."""
-
-    def __init__(self) -> None:
-        self._frames: dict[Path, pl.DataFrame] = {}
-
-    def of(self, node: NodeSpec, alias: str) -> pl.LazyFrame:
-        """``<alias>|id`` and the key values ``<alias>0``... of ``node``'s file."""
-        if node.path not in self._frames:
-            self._frames[node.path] = (
-                keys_by_id(node, "k")
-                .select("k|id", *[pl.col(f"k{i}").cast(pl.String) for i in range(len(node.keys))])
-                .collect()
-            )
-        names = {"k|id": f"{alias}|id"} | {f"k{i}": f"{alias}{i}" for i in range(len(node.keys))}
-        return self._frames[node.path].lazy().rename(names)
-
-
-def _pairs(spec: RelationshipSpec, keys: KeyCache) -> pl.LazyFrame:
-    """A relationship file's rows: start and end key values (text), a hash of the properties,
-    and the properties (text)."""
-    fields = spec.fields
-    starts = keys.of(spec.start, "s")
-    ends = keys.of(spec.end, "e")
-    hashed = (
-        pl.struct([pl.col(f.column) for f in fields]).hash() if fields else pl.lit(0, pl.UInt64)
-    )
-    return (
-        scan(spec.path)
-        .with_columns(
-            pl.col(spec.headers[0]).cast(pl.Int64).alias("s|id"),
-            pl.col(spec.headers[1]).cast(pl.Int64).alias("e|id"),
-            hashed.alias("h"),
-        )
-        .join(starts, on="s|id", how="inner")
-        .join(ends, on="e|id", how="inner")
-        .drop("s|id", "e|id", *spec.headers[:2])
-    )
-
-
-def _pair_columns(spec: RelationshipSpec) -> list[str]:
-    return [f"s{i}" for i in range(len(spec.start.keys))] + [
-        f"e{i}" for i in range(len(spec.end.keys))
+        return Baseline(run_id, package)
+    expected = package.manifest.expected_counts()
+    actual = {k: v for k, v in graph_counts(driver, settings.neo4j_database).items() if v}
+    wrong = [
+        (name, actual.get((kind, name), 0), expected.get((kind, name), 0))
+        for kind, name in sorted(expected.keys() | actual.keys())
+        if expected.get((kind, name), 0) != actual.get((kind, name), 0)
     ]
-
-
-def _replacements(
-    spec: RelationshipSpec, pairs: pl.LazyFrame, touched: pl.LazyFrame
-) -> pl.DataFrame:
-    """For each touched pair, its typed key values and the list of its new relationships, each
-    a map of its typed properties (``p0``, ``p1``...; a mapping without properties: ``n``)."""
-    columns = _pair_columns(spec)
-    fields = spec.fields
-    typed = [
-        *[k.parse(pl.col(f"s{i}")).alias(f"s{i}") for i, k in enumerate(spec.start.key_fields())],
-        *[k.parse(pl.col(f"e{i}")).alias(f"e{i}") for i, k in enumerate(spec.end.key_fields())],
-    ]
-    values = [f.parse(pl.col(f.column)).alias(f"p{i}") for i, f in enumerate(fields)]
-    new = pairs.join(touched, on=columns, how="semi").select(
-        *columns, pl.struct(values or [pl.lit(0).alias("n")]).alias("p")
-    )
-    grouped = new.group_by(columns).agg(pl.col("p"))
-    everything = touched.join(grouped, on=columns, how="left").with_columns(
-        pl.col("p").fill_null(pl.lit([], dtype=grouped.collect_schema()["p"]))
-    )
-    return everything.select(*typed, "p").collect()
-
-
-def diff_mapping(
-    old: RelationshipSpec | None, new: RelationshipSpec, keys: KeyCache | None = None
-) -> MappingDiff:
-    """Compare one mapping's relationship files as multisets of (pair, properties); ``old`` is
-    None when the mapping is new (every pair is added)."""
-    keys = keys or KeyCache()
-    columns = _pair_columns(new)
-    new_pairs = _pairs(new, keys)
-    new_counts = new_pairs.group_by(*columns, "h").agg(pl.len().alias("n"))
-    if old is None:
-        old_counts = new_counts.head(0)
-    else:
-        old_counts = _pairs(old, keys).group_by(*columns, "h").agg(pl.len().alias("n"))
-    both = (
-        old_counts.join(new_counts, on=[*columns, "h"], how="full", coalesce=True, suffix="_new")
-        .with_columns(pl.col("n", "n_new").fill_null(0).cast(pl.Int64))
-        .filter(pl.col("n") != pl.col("n_new"))
-        .collect()
-    )
-    added = int((both["n_new"] - both["n"]).clip(lower_bound=0).sum())
-    removed = int((both["n"] - both["n_new"]).clip(lower_bound=0).sum())
-    touched = both.select(columns).unique().lazy()
-    return MappingDiff(new.name, new, _replacements(new, new_pairs, touched), added, removed)
-
-
-# ---- the writes -----------------------------------------------------------------------------
+    if wrong:
+        shown = ", ".join(
+            f"{name} {has:,} (run {run_id}: {want:,})" for name, has, want in wrong[:3]
+        )
+        raise TargetError(
+            f"the graph does not match run {run_id}, which built it ({shown}): it was changed "
+            f"outside bulk360, so a sync would guess; {_REBUILD}"
+        )
+    return Baseline(run_id, package)
 
 
 class SyncLoader:
-    """Applies the difference between two runs' folders to the graph, over Bolt."""
+    """Applies the difference between the baseline's package and the run's, over Bolt."""
 
-    def __init__(self, bolt: BoltLoader) -> None:
-        self.bolt = bolt
+    server: ClassVar[Server] = "running"
+    writes: ClassVar[bool] = True
+    swaps: ClassVar[bool] = False
 
-    def diff(
-        self,
-        diffed_against: int,
-        old: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
-        new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
-    ) -> SyncLoad:
-        """Compare ``old`` with ``new`` (node and relationship specs of each folder)."""
-        started = time.perf_counter()
-        load = SyncLoad(diffed_against)
-        old_nodes = {s.label: s for s in old[0]}
-        new_nodes = {s.label: s for s in new[0]}
-        for label in dict.fromkeys([*new_nodes, *old_nodes]):
-            load.labels[label] = diff_nodes(old_nodes.get(label), new_nodes.get(label))
-        load.rebuilt = self._rebuilt_groups(load, old[1], new[1])
-        old_mappings = {s.name: s for s in old[1]}
-        keys = KeyCache()
-        for spec in new[1]:
-            if spec.group not in load.rebuilt:
-                load.mappings[spec.name] = diff_mapping(old_mappings.get(spec.name), spec, keys)
-        load.seconds["diff"] = round(time.perf_counter() - started, 3)
-        return load
+    def __init__(self, context: LoadContext) -> None:
+        self.context = context
+        self.full = context.options.full
+        self.bolt = BoltLoader(context, clear=True)
+        """Connects, turns driver errors into one line, and writes everything for --full."""
+        self.baseline: Baseline | None = None
+        self.writer: DriverWriter | None = None
 
-    def write(
-        self,
-        load: SyncLoad,
-        new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
-        progress: Callable[[str, int], None] = lambda name, rows: None,
-    ) -> None:
-        """Write what :meth:`diff` found (nothing when nothing changed), then count the graph.
-
-        ``progress`` is told ``(task, rows)`` for each committed batch, ``task`` one of
-        :meth:`SyncLoad.tasks`.
-        """
-        if not load.changed:
-            return
+    def preflight(self) -> None:
         driver = self.bolt.connect()
-        self.bolt.progress = progress
         try:
-            with self.bolt.failures("run the sync again to complete it (it is idempotent)"):
-                started = time.perf_counter()
-                self._write(driver, load)
-                load.seconds["write"] = round(time.perf_counter() - started, 3)
-                self._count(driver, load, new)
+            if not self.full:
+                self.baseline = find_baseline(self.context.settings, driver, self.context.note)
         finally:
             driver.close()
 
-    def run(
-        self,
-        diffed_against: int,
-        old: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
-        new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
-        progress: Callable[[str, int], None] = lambda name, rows: None,
-    ) -> SyncLoad:
-        """Diff ``old`` against ``new`` and write it."""
-        load = self.diff(diffed_against, old, new)
-        self.write(load, new, progress)
-        return load
-
-    def _rebuilt_groups(
-        self,
-        load: SyncLoad,
-        old: Sequence[RelationshipSpec],
-        new: Sequence[RelationshipSpec],
-    ) -> dict[tuple[str, str, str], list[RelationshipSpec]]:
-        """Groups (start label, type, end label) written anew, with their new mappings."""
-        rebuilt_labels = {label for label, d in load.labels.items() if d.rebuilt}
-        groups_old: dict[tuple[str, str, str], list[RelationshipSpec]] = {}
-        groups_new: dict[tuple[str, str, str], list[RelationshipSpec]] = {}
-        for spec in old:
-            groups_old.setdefault(spec.group, []).append(spec)
-        for spec in new:
-            groups_new.setdefault(spec.group, []).append(spec)
-        rebuild = {}
-        for group in dict.fromkeys([*groups_new, *groups_old]):
-            olds, news = groups_old.get(group, []), groups_new.get(group, [])
-            same = (
-                len(news) == 1
-                and len(olds) <= 1
-                and (
-                    not olds
-                    or (olds[0].name, list(olds[0].headers))
-                    == (news[0].name, list(news[0].headers))
-                )
+    def load_title(self) -> str:
+        if self.full or self.baseline is None:
+            return (
+                f"clear and write everything over Bolt in batches of {self.bolt.batch_size:,} rows"
             )
-            if not same or group[0] in rebuilt_labels or group[2] in rebuilt_labels:
-                rebuild[group] = news
-                load.rebuilt_groups.append(f"{group[0]}-{group[1]}->{group[2]}")
-        return rebuild
+        return f"write what changed since run {self.baseline.run_id} over Bolt"
 
-    def _write(self, driver: Driver, load: SyncLoad) -> None:
-        bolt = self.bolt
-        bookmarks = GraphDatabase.bookmark_manager()
-        database = bolt.database
-        for d in load.labels.values():
+    def load(self, package: ImportPackage) -> LoadResult:
+        if self.full:
+            return self.bolt.load(package)
+        assert self.baseline is not None, "preflight finds the baseline"
+        new: Files = (package.node_files(), package.relationship_files())
+        old: Files = (
+            self.baseline.package.node_files(),
+            self.baseline.package.relationship_files(),
+        )
+        sync = self.diff(self.baseline.run_id, old, new)
+        if sync.changed:
+            with self.context.reporter.rows_progress(sync.tasks()) as advance:
+                self.write(sync, new, advance)
+        expected = LoadResult(
+            {n.label: n.nodes for n in package.manifest.nodes},
+            {r.name: r.relationships for r in package.manifest.relationships},
+        )
+        return LoadResult(
+            nodes=expected.nodes,
+            relationships=expected.relationships,
+            # After a change the graph must hold exactly the new package's counts.
+            graph_nodes=sync.graph_nodes,
+            graph_relationships=sync.graph_relationships,
+            created_types=tuple(sync.graph_relationships),
+            changes=sync.counts(),
+            seconds=sync.seconds,
+            details={"rebuilt_groups": sync.rebuilt_groups},
+            notes=_notes(sync),
+            diffed_against=sync.diffed_against,
+        )
+
+    def swap(self) -> str:
+        raise NotImplementedError("sync writes into the database itself")
+
+    def written_so_far(self) -> LoadResult | None:
+        if self.full:
+            return self.bolt.written_so_far()
+        if self.writer is None:
+            return None
+        return LoadResult(self.writer.nodes_written, self.writer.relationships_written)
+
+    # ---- the diff and the writes -------------------------------------------------------
+
+    def diff(self, diffed_against: int, old: Files, new: Files) -> SyncLoad:
+        """Compare ``old`` with ``new`` (node and relationship files of each package)."""
+        started = time.perf_counter()
+        sync = SyncLoad(diffed_against)
+        old_nodes = {n.label: n for n in old[0]}
+        new_nodes = {n.label: n for n in new[0]}
+        for label in dict.fromkeys([*new_nodes, *old_nodes]):
+            sync.labels[label] = diff_nodes(old_nodes.get(label), new_nodes.get(label))
+        sync.rebuilt = _rebuilt_groups(sync, old[1], new[1])
+        old_mappings = {r.name: r for r in old[1]}
+        keys = KeyCache()
+        for rel in new[1]:
+            if rel.group not in sync.rebuilt:
+                sync.mappings[rel.name] = diff_mapping(old_mappings.get(rel.name), rel, keys)
+        sync.seconds["diff"] = round(time.perf_counter() - started, 3)
+        return sync
+
+    def write(self, sync: SyncLoad, new: Files, progress: Callable[[str, int], None]) -> None:
+        """Write what :meth:`diff` found, then count the graph; ``progress`` is told
+        ``(task, rows)`` for each committed batch, ``task`` one of :meth:`SyncLoad.tasks`."""
+        driver = self.bolt.connect()
+        try:
+            self.writer = self.bolt.driver_writer(driver)
+            self.bolt.writer = self.writer
+            with self.bolt.failures("run the sync again to complete it (it is idempotent)"):
+                started = time.perf_counter()
+                self._write(driver, self.writer, sync, progress)
+                sync.seconds["write"] = round(time.perf_counter() - started, 3)
+                sync.graph_nodes, sync.graph_relationships = count_graph(
+                    driver,
+                    self.bolt.database,
+                    [n.label for n in new[0]],
+                    [r.type for r in new[1]],
+                )
+        finally:
+            driver.close()
+
+    def _write(
+        self,
+        driver: Driver,
+        writer: DriverWriter,
+        sync: SyncLoad,
+        progress: Callable[[str, int], None],
+    ) -> None:
+        database, size = self.bolt.database, self.bolt.batch_size
+        for d in sync.labels.values():
             if d.new is not None:
                 create_key_constraint(driver, database, d.label, d.new.keys)
         # 1. Labels whose key changed lose their old nodes first: a new node merged on the new
         #    key could otherwise be an old one, which the deletes would then remove.
-        bolt.write_batches(
-            driver, bookmarks, [self._deletes(d) for d in load.labels.values() if d.rebuilt]
+        writer.write_batches(
+            [self._deletes(d) for d in sync.labels.values() if d.rebuilt], progress
         )
         # 2. Nodes inserted and updated.
-        bolt.write_batches(
-            driver,
-            bookmarks,
-            [self._upserts(d) for d in load.labels.values() if d.new is not None],
+        writer.write_batches(
+            [self._upserts(d) for d in sync.labels.values() if d.new is not None], progress
         )
         # 3. Relationships: whole groups deleted and written anew, changed pairs replaced.
-        for start, kind, end in load.rebuilt:
-            with driver.session(database=database, bookmark_manager=bookmarks) as session:
-                session.run(
-                    f"MATCH (:{quoted(start)})-[x:{quoted(kind)}]->(:{quoted(end)}) "
-                    "CALL (x) { DELETE x } IN TRANSACTIONS OF $size ROWS",
-                    size=bolt.batch_size,
-                ).consume()
-        whole = [spec for specs in load.rebuilt.values() for spec in specs]
-        bolt.write_batches(
-            driver,
-            bookmarks,
-            [bolt.relationship_batches(spec, "create", rebuilt_task(spec.name)) for spec in whole]
-            + [self._replacements(d) for d in load.mappings.values() if d.replace.height],
+        for start, kind, end in sync.rebuilt:
+            with driver.session(database=database, bookmark_manager=writer.bookmarks) as session:
+                session.run(delete_group_query(start, kind, end), size=size).consume()
+        for files in sync.rebuilt.values():
+            for rel in files:
+                writer.write_relationships(
+                    [(rel, relationship_query(rel, "create"))], progress, rebuilt_task(rel.name)
+                )
+        writer.write_batches(
+            [self._replacements(m) for m in sync.mappings.values() if m.replace.height], progress
         )
         # 4. Nodes whose rows are gone, with whatever relationships they still have.
-        bolt.write_batches(
-            driver,
-            bookmarks,
-            [self._deletes(d) for d in load.labels.values() if not d.rebuilt and d.deleted],
+        writer.write_batches(
+            [self._deletes(d) for d in sync.labels.values() if not d.rebuilt and d.deleted],
+            progress,
         )
 
     def _upserts(self, d: LabelDiff) -> Iterator[Batch]:
         assert d.new is not None
         query = merge_nodes_query(d.new, d.removed_properties)
-        rows = d.upserts
-        for offset in range(0, rows.height, self.bolt.batch_size):
-            yield Batch(
-                "node",
-                d.label,
-                query,
-                rows.slice(offset, self.bolt.batch_size).rows(),
-                upserted_task(d.label),
-            )
+        return batches(
+            d.upserts, self.bolt.batch_size, "node", d.label, query, upserted_task(d.label)
+        )
 
     def _deletes(self, d: LabelDiff) -> Iterator[Batch]:
-        spec = d.old
-        assert spec is not None
-        keys = ", ".join(
-            f"{quoted(k.name)}: {k.cypher(f'r[{i}]')}" for i, k in enumerate(spec.key_fields())
+        assert d.old is not None
+        query = delete_nodes_query(d.old)
+        return batches(
+            d.deletes, self.bolt.batch_size, "deleted", d.label, query, deleted_task(d.label)
         )
-        query = f"UNWIND $rows AS r MATCH (n:{quoted(d.label)} {{{keys}}}) DETACH DELETE n"
-        for offset in range(0, d.deletes.height, self.bolt.batch_size):
-            yield Batch(
-                "deleted",
-                d.label,
-                query,
-                d.deletes.slice(offset, self.bolt.batch_size).rows(),
-                deleted_task(d.label),
+
+    def _replacements(self, m: MappingDiff) -> Iterator[Batch]:
+        assert m.new is not None
+        query = replace_pairs_query(m.new)
+        task = replaced_task(m.new.name)
+        return batches(m.replace, self.bolt.batch_size, "replaced", m.new.name, query, task)
+
+
+def _rebuilt_groups(
+    sync: SyncLoad, old: Sequence[RelationshipFile], new: Sequence[RelationshipFile]
+) -> dict[Group, list[RelationshipFile]]:
+    """Groups (start label, type, end label) written anew, with their new mappings: several
+    mappings in a group, a mapping whose name or columns changed, or an end whose key did."""
+    rebuilt_labels = {label for label, d in sync.labels.items() if d.rebuilt}
+    groups_old: dict[Group, list[RelationshipFile]] = {}
+    groups_new: dict[Group, list[RelationshipFile]] = {}
+    for rel in old:
+        groups_old.setdefault(rel.group, []).append(rel)
+    for rel in new:
+        groups_new.setdefault(rel.group, []).append(rel)
+    rebuild = {}
+    for group in dict.fromkeys([*groups_new, *groups_old]):
+        olds, news = groups_old.get(group, []), groups_new.get(group, [])
+        same = (
+            len(news) == 1
+            and len(olds) <= 1
+            and (
+                not olds
+                or (olds[0].name, list(olds[0].headers)) == (news[0].name, list(news[0].headers))
             )
-
-    def _replacements(self, d: MappingDiff) -> Iterator[Batch]:
-        spec = d.new
-        assert spec is not None
-        start, end = spec.start.key_fields(), spec.end.key_fields()
-
-        def match(alias: str, node: NodeSpec, keys: list[Any], offset: int) -> str:
-            props = ", ".join(
-                f"{quoted(k.name)}: {k.cypher(f'r[{offset + i}]')}" for i, k in enumerate(keys)
-            )
-            return f"MATCH ({alias}:{quoted(node.label)} {{{props}}})"
-
-        values = ", ".join(
-            f"{quoted(f.name)}: {f.cypher(f'p.p{i}')}" for i, f in enumerate(spec.fields)
         )
-        kind = quoted(spec.type)
-        query = (
-            f"UNWIND $rows AS r {match('a', spec.start, start, 0)} "
-            f"{match('b', spec.end, end, len(start))} "
-            f"CALL (a, b) {{ MATCH (a)-[x:{kind}]->(b) DELETE x }} "
-            f"WITH a, b, r UNWIND r[{len(start) + len(end)}] AS p "
-            f"CREATE (a)-[x:{kind} {{{values}}}]->(b)"
-        )
-        for offset in range(0, d.replace.height, self.bolt.batch_size):
-            yield Batch(
-                "replaced",
-                spec.name,
-                query,
-                d.replace.slice(offset, self.bolt.batch_size).rows(),
-                replaced_task(spec.name),
-            )
-
-    def _count(
-        self,
-        driver: Driver,
-        load: SyncLoad,
-        new: tuple[Sequence[NodeSpec], Sequence[RelationshipSpec]],
-    ) -> None:
-        """What the graph holds afterwards, per label and type of the new run."""
-        scalar = self.bolt.scalar
-        for spec in new[0]:
-            load.graph_nodes[spec.label] = scalar(
-                driver, f"MATCH (n:{quoted(spec.label)}) RETURN count(n)"
-            )
-        for kind in dict.fromkeys(spec.type for spec in new[1]):
-            load.graph_relationships[kind] = scalar(
-                driver, f"MATCH ()-[r:{quoted(kind)}]->() RETURN count(r)"
-            )
+        if not same or group[0] in rebuilt_labels or group[2] in rebuilt_labels:
+            rebuild[group] = news
+    return rebuild
 
 
-def specs_of(
-    folder: Path, manifest: dict[str, Any]
-) -> tuple[list[NodeSpec], list[RelationshipSpec]]:
-    """The node and relationship specs of a published run folder, from its manifest."""
-    nodes = {
-        n["label"]: NodeSpec(n["label"], folder / n["file"], n["headers"], n["keys"], n["nodes"])
-        for n in manifest["nodes"]
-    }
-    relationships = [
-        RelationshipSpec(
-            name=f"{r['type']}.{r['mapping_id']}",
-            type=r["type"],
-            start=nodes[r["from_label"]],
-            end=nodes[r["to_label"]],
-            path=folder / r["file"],
-            headers=r["headers"],
-            rows=r["relationships"],
-        )
-        for r in manifest["relationships"]
+def _notes(sync: SyncLoad) -> tuple[str, ...]:
+    """What a sync tells the user: nothing changed, or what changed per label and mapping."""
+    if not sync.changed:
+        return (f"no change since run {sync.diffed_against}: nothing was written",)
+    lines = [
+        f"{name}: {counts['inserted']:,} inserted, {counts['updated']:,} updated, "
+        f"{counts['deleted']:,} deleted"
+        for name, counts in sync.counts().items()
+        if any(counts.values())
     ]
-    return list(nodes.values()), relationships
+    lines += [
+        f"{group}: rewritten whole (its mappings or key changed)" for group in sync.rebuilt_groups
+    ]
+    return tuple(lines)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bulk360.settings import Settings
 
-__all__ = ["CliResult", "cli_env", "run_cli", "summary_counts"]
+__all__ = ["CliResult", "bulk360_cli", "cli_env", "run_cli", "summary_counts"]
 
 _ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B])")
 
@@ -152,6 +152,13 @@ def summary_counts(output: str) -> dict[tuple[str, str], int]:
         cells = [c for c in cells if c != ""]
         if len(cells) == 3 and cells[0] in ("nodes", "relationships"):
             counts[(cells[0], cells[1])] = int(cells[2].replace(",", ""))
-        elif len(cells) == 2 and cells[0].startswith("rows ") and cells[1].replace(",", "").isdigit():
+        elif (
+            len(cells) == 2 and cells[0].startswith("rows ") and cells[1].replace(",", "").isdigit()
+        ):
             counts[("rows", cells[0].removeprefix("rows "))] = int(cells[1].replace(",", ""))
     return counts
+
+
+def bulk360_cli(settings: Settings, import_dir: Path, *args: str) -> CliResult:
+    """``bulk360 <args>`` as cron runs it (output to pipes)."""
+    return run_cli(settings, import_dir, *args)

@@ -11,7 +11,7 @@ import math
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers.services import ROOT
 
 RATIOS = {
     "admin_vs_straightforward",

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from bulk360.engines import Joined, Progress
+from bulk360.engines import Progress
 from bulk360.engines.local.extract import Extractor
 from bulk360.engines.local.transform import build_relationship, check_nodes, needed_columns
-from bulk360.engines.results import ExtractResult, RelationshipResult
-from bulk360.load.bolt import BoltLoader
-from bulk360.paths import RunPaths, file_sha256
+from bulk360.package.paths import RunPaths, file_sha256
+from bulk360.package.results import ExtractResult, Joined, RelationshipResult
+from bulk360.package.writer import GraphWriter
 from bulk360.plan import Plan, RelationshipPlan
 from bulk360.settings import Settings
 
@@ -20,8 +20,6 @@ __all__ = ["LocalEngine"]
 
 
 class LocalEngine:
-    name = "local"
-
     def __init__(self, settings: Settings, workers: int) -> None:
         self.settings = settings
         self.workers = max(1, workers)
@@ -56,8 +54,8 @@ class LocalEngine:
             relationships = [job.result() for job in rel_jobs]
         return Joined(checks, relationships)
 
-    def bolt_loader(self, loader: BoltLoader) -> BoltLoader:
-        return loader  # the Python driver's writers, from the published files
+    def graph_writer(self, batch_size: int) -> GraphWriter | None:
+        return None  # the Python driver's writers, from the published files
 
     def close(self) -> None:
         return None

@@ -1,9 +1,9 @@
-"""Stage 1: parallel ``COPY (SELECT ...) TO STDOUT`` readers, one consistent snapshot per source.
+"""Step 3 with the local engine: parallel ``COPY (SELECT ...) TO STDOUT`` readers, one consistent snapshot per source.
 
 A run reads in two rounds, both in the snapshots: first an audit scan per table that needs one
 (its rows, NULL and duplicate keys, the values Neo4j cannot hold as they are) — every node table
 but the largest needs its count, because node ids are dense across labels and a label's range
-starts where the previous one ends (:mod:`bulk360.ids`) — then the COPYs, each numbering its
+starts where the previous one ends (:mod:`bulk360.plan.ids`) — then the COPYs, each numbering its
 rows from its label's range.
 
 For each source a coordinator transaction exports a snapshot (``pg_export_snapshot``) and stays
@@ -11,7 +11,7 @@ open while that source's tables are read; every reader joins it with ``SET TRANS
 SNAPSHOT``, so all tables of a source are read as of one instant even though they are read in
 parallel by a pool of ``workers`` connections. The COPY stream goes to its CSV file as it
 arrives, in blocks of whole rows: memory stays bounded whatever the size of the table, and
-PostgreSQL has already formatted every value for Neo4j (see :mod:`bulk360.types`).
+PostgreSQL has already formatted every value for Neo4j (see :mod:`bulk360.plan.types`).
 
 While the reader collects the next block, another thread writes the last one, adds it to the
 file's SHA-256 and parses from it only the columns the joins need (:class:`BlockSink`). During
@@ -42,13 +42,13 @@ import psycopg
 from psycopg import pq, sql
 
 from bulk360.engines import id_order
-from bulk360.engines.results import ExtractResult
 from bulk360.engines.snapshot import Audit, audit_table, exported_snapshots, snapshot_connection
 from bulk360.errors import IntegrityError, SourceError, TargetError
-from bulk360.ids import IdRange, assign_ranges
+from bulk360.package.results import ExtractResult
 from bulk360.plan import Plan, TablePlan
+from bulk360.plan.ids import IdRange, assign_ranges
+from bulk360.plan.types import SESSION_SETTINGS
 from bulk360.settings import Settings
-from bulk360.types import SESSION_SETTINGS
 
 __all__ = ["BlockSink", "Extractor", "copy_out"]
 
@@ -252,19 +252,17 @@ class Extractor:
             )
         if audit is not None:
             audit.check_read(table, rows)
-        return ExtractResult(
-            table=table,
-            path=path,
-            rows=rows,
-            rows_null_key=audit.null_key if audit else 0,
+        return ExtractResult.of(
+            table,
+            path,
+            rows,
+            audit,
             bytes=written,
             seconds=time.perf_counter() - started,
             sha256=digest,
-            keys=keys,
-            values=audit.values if audit else {},
-            rows_duplicate=audit.duplicate if audit else 0,
             multiline=multiline,
             ids=ids,
+            keys=keys,
         )
 
     def run(self) -> list[ExtractResult]:

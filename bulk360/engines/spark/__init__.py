@@ -3,7 +3,8 @@
 * :mod:`.session` — the Spark session, its jars (local files) and the user's ``--spark-conf``;
 * :mod:`.read` — JDBC reads split by page ranges, every session in its source's snapshot;
 * :mod:`.joins` — relationship mappings as Spark joins, with the local engine's ledger;
-* :mod:`.files` — part files written by the executors, joined into the import folder's files.
+* :mod:`.files` — part files written by the executors, joined into the import folder's files;
+* :mod:`.writer` — bolt mode's writes through the Neo4j Spark connector.
 
 Node ids are the local engine's: dense global integers, label by label in the same order
 (:func:`bulk360.engines.id_order`), numbered from each partition's count, so every id is
@@ -22,19 +23,19 @@ from typing import Any
 import psycopg
 
 from bulk360.control import Source
-from bulk360.engines import Joined, Progress, SparkOptions, id_order
-from bulk360.engines.results import ExtractResult, NodeCheck
+from bulk360.engines import Progress, SparkOptions, id_order
 from bulk360.engines.snapshot import Audit, audit_table, exported_snapshots, snapshot_connection
-from bulk360.engines.spark.connector import ConnectorLoader
 from bulk360.engines.spark.files import write_csv
 from bulk360.engines.spark.joins import column_of, spark_relationship
 from bulk360.engines.spark.read import Reader
 from bulk360.engines.spark.session import first_line, parse_conf, spark_session
+from bulk360.engines.spark.writer import ConnectorWriter
 from bulk360.errors import IntegrityError, SourceError, one_line
-from bulk360.ids import RESERVED_ID, IdRange, assign_ranges
-from bulk360.load.bolt import BoltLoader
-from bulk360.paths import RunPaths
+from bulk360.package.paths import RunPaths
+from bulk360.package.results import ExtractResult, Joined, NodeCheck
+from bulk360.package.writer import GraphWriter
 from bulk360.plan import Plan, TablePlan
+from bulk360.plan.ids import RESERVED_ID, IdRange, assign_ranges
 from bulk360.settings import Settings
 
 __all__ = ["SparkEngine"]
@@ -43,8 +44,6 @@ _ROW_BITS = 33  # monotonically_increasing_id(): partition index << 33 | row in 
 
 
 class SparkEngine:
-    name = "spark"
-
     def __init__(self, settings: Settings, options: SparkOptions) -> None:
         self.settings = settings
         self.spark = spark_session(settings, options.master, parse_conf(options.conf))
@@ -168,17 +167,14 @@ class SparkEngine:
             written = write_csv(frame.select(columns), table.headers(), path, count)
             size, digest, multiline = written.bytes, written.sha256, written.multiline
         self._frames[table.name] = frame
-        return ExtractResult(
-            table=table,
-            path=path,
-            rows=count,
-            rows_null_key=audit.null_key if audit else 0,
+        return ExtractResult.of(
+            table,
+            path,
+            count,
+            audit,
             bytes=size,
             seconds=time.perf_counter() - started,
             sha256=digest,
-            keys=None,
-            values=audit.values if audit else {},
-            rows_duplicate=audit.duplicate if audit else 0,
             multiline=multiline,
             ids=IdRange(ids.offset, count) if ids else None,
         )
@@ -194,20 +190,13 @@ class SparkEngine:
             self._relationships[rel.name] = frame
         return Joined(checks, relationships)
 
-    def bolt_loader(self, loader: BoltLoader) -> BoltLoader:
+    def graph_writer(self, batch_size: int) -> GraphWriter | None:
         """Bolt mode's writes through the Neo4j connector, from this run's frames (a resumed
-        run, which extracted nothing, writes with ``loader`` itself)."""
+        run, which extracted nothing, writes with the Python driver: None)."""
         if not self._frames:
-            return loader
-        return ConnectorLoader(
-            self._frames,
-            self._tables,
-            self._relationships,
-            loader.uri,
-            loader.auth(),
-            loader.database,
-            loader.batch_size,
-            loader.retry_seconds,
+            return None
+        return ConnectorWriter(
+            self.settings, self._frames, self._tables, self._relationships, batch_size
         )
 
     def _check(self, result: ExtractResult) -> NodeCheck:

@@ -1,11 +1,8 @@
-"""Relationship mappings as Spark joins, with the local engine's semantics and ledger.
+"""Step 4 with the Spark engine: relationship mappings as Spark joins, by the rules of
+:mod:`bulk360.plan.rules` (the local engine executes the same rules with Polars).
 
-The same rules as :func:`bulk360.engines.local.transform.build_relationship`: each side keeps
-the rows its filters allow, a NULL key relates nothing (rejected), the side whose keys repeat
-drives the mapping and its unmatched rows are the orphans (both sides' when neither or both are
-unique), a link table drives its mapping, and ``read = matched + rejected + orphaned``. Values
-are the text PostgreSQL wrote, so equal keys are equal strings on both sides (the plan pairs
-join keys of one type family only); node ids are longs.
+Values are the text PostgreSQL wrote, so equal keys are equal strings on both sides (the plan
+pairs join keys of one type family only); node ids are longs.
 """
 
 from __future__ import annotations
@@ -15,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bulk360.engines.results import RelationshipResult
 from bulk360.engines.spark.files import write_csv
+from bulk360.package.results import RelationshipResult
 from bulk360.plan import RelationshipPlan, TablePlan
+from bulk360.plan.rules import MappingLedger, Role, SideCounts, counted_sides, driving_side
 
 __all__ = ["column_of", "spark_relationship"]
 
@@ -30,22 +28,21 @@ def column_of(table: TablePlan, header: str) -> str:
     return f"c{names.index(header)}"
 
 
-def _side(
-    frame: Any, table: TablePlan, role: str, headers: list[str], plan: RelationshipPlan
-) -> Any:
-    """The needed columns of one side, renamed ``role_n`` after the header's position."""
+def _name(role: Role, table: TablePlan, header: str) -> str:
+    return f"{role}_{column_of(table, header)}"
+
+
+def _side(frame: Any, role: Role, plan: RelationshipPlan) -> Any:
+    """One side's rows that its filters keep (rule 1), its columns renamed ``role_cN``."""
     from pyspark.sql import functions as F
 
+    table = plan.table(role)
     side = frame
-    for role_of, header, values in plan.filters:
-        if role_of == role:
-            side = side.filter(F.col(column_of(table, header)).isin(list(values)))
-    unique = list(dict.fromkeys(headers))
-    return side.select([F.col(column_of(table, h)).alias(_name(role, table, h)) for h in unique])
-
-
-def _name(role: str, table: TablePlan, header: str) -> str:
-    return f"{role}_{column_of(table, header)}"
+    for header, values in plan.filters_of(role):
+        side = side.filter(F.col(column_of(table, header)).isin(list(values)))
+    return side.select(
+        [F.col(column_of(table, h)).alias(_name(role, table, h)) for h in plan.side_headers(role)]
+    )
 
 
 def _on(left: Any, lkeys: list[str], right: Any, rkeys: list[str]) -> list[Any]:
@@ -57,106 +54,99 @@ def _is_unique(side: Any, keys: list[str]) -> bool:
     return bool(rows.count() == rows.distinct().count())
 
 
+def _keys(
+    plan: RelationshipPlan, role: Role, pairs: tuple[tuple[str, str], ...], i: int
+) -> list[str]:
+    return [_name(role, plan.table(role), pair[i]) for pair in pairs]
+
+
+def _direct(
+    plan: RelationshipPlan, sides: Mapping[Role, Any]
+) -> tuple[Any, Role, dict[Role, SideCounts]]:
+    """A direct mapping: the joined rows, the driving side and the counted sides' counts."""
+    keys: dict[Role, list[str]] = {
+        "from": _keys(plan, "from", plan.from_to_keys, 0),
+        "to": _keys(plan, "to", plan.from_to_keys, 1),
+    }
+    source, target = sides["from"], sides["to"]
+    joined = source.join(target, _on(source, keys["from"], target, keys["to"]), "inner")
+    from_unique, to_unique = _is_unique(source, keys["from"]), _is_unique(target, keys["to"])
+    counts: dict[Role, SideCounts] = {}
+    for role in counted_sides(from_unique, to_unique):
+        other: Role = "to" if role == "from" else "from"
+        side = sides[role]
+        referring = side.dropna(subset=keys[role])
+        matched = referring.join(
+            sides[other], _on(referring, keys[role], sides[other], keys[other]), "left_semi"
+        )
+        counts[role] = SideCounts(side.count(), referring.count(), matched.count())
+    return joined, driving_side(from_unique, to_unique), counts
+
+
+def _through_link(plan: RelationshipPlan, sides: Mapping[Role, Any]) -> tuple[Any, SideCounts]:
+    """A mapping through a link table: the joined rows and the link side's counts."""
+    from pyspark.sql import functions as F
+
+    source, target, link = sides["from"], sides["to"], sides["link"]
+    from_keys = _keys(plan, "from", plan.from_link_keys, 0)
+    link_from = _keys(plan, "link", plan.from_link_keys, 1)
+    link_to = _keys(plan, "link", plan.link_to_keys, 0)
+    to_keys = _keys(plan, "to", plan.link_to_keys, 1)
+    extra_from = _keys(plan, "from", plan.from_to_keys, 0)
+    extra_to = _keys(plan, "to", plan.from_to_keys, 1)
+    referring = link.dropna(subset=[*link_from, *link_to])
+    if extra_from:
+        referring = referring.withColumn("link_row", F.monotonically_increasing_id()).persist()
+    first = referring.join(source, _on(referring, link_from, source, from_keys), "inner")
+    joined = first.join(
+        target, _on(first, [*link_to, *extra_from], target, [*to_keys, *extra_to]), "inner"
+    )
+    if extra_from:
+        related = joined.select("link_row").distinct()
+        matched = referring.join(related, "link_row", "left_semi").count()
+    else:
+        with_from = referring.join(
+            source, _on(referring, link_from, source, from_keys), "left_semi"
+        )
+        matched = with_from.join(
+            target, _on(with_from, link_to, target, to_keys), "left_semi"
+        ).count()
+    return joined, SideCounts(link.count(), referring.count(), matched)
+
+
 def spark_relationship(
     plan: RelationshipPlan, frames: Mapping[str, Any], out: Path
 ) -> tuple[RelationshipResult, Any]:
-    """Join the sides of ``plan`` and write ``:START_ID,:END_ID,properties`` to ``out``; the
-    rows (``start``, ``end``, ``p2``...) stay cached for a Bolt load (the caller unpersists)."""
+    """Join the sides of ``plan`` by its rules and write ``:START_ID,:END_ID,properties`` to
+    ``out``; the rows (``start``, ``end``, ``p2``...) stay cached for a Bolt load (the caller
+    unpersists)."""
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
-    ft, tt = plan.from_table, plan.to_table
-    props = {role: [h for r, h in plan.properties if r == role] for role in ("from", "to", "link")}
-    from_cols = [f for f, _ in plan.from_to_keys] + [f for f, _ in plan.from_link_keys]
-    to_cols = [t for _, t in plan.from_to_keys] + [t for _, t in plan.link_to_keys]
-    source = _side(frames[ft.name], ft, "from", [ft.id_header, *from_cols, *props["from"]], plan)
-    target = _side(frames[tt.name], tt, "to", [tt.id_header, *to_cols, *props["to"]], plan)
-
-    def keys(role: str, table: TablePlan, pairs: tuple[tuple[str, str], ...], i: int) -> list[str]:
-        return [_name(role, table, pair[i]) for pair in pairs]
-
-    orphans: dict[str, int] = {}
+    sides = {role: _side(frames[plan.table(role).name], role, plan) for role in plan.roles}
     if plan.link_table is None:
-        left, right = keys("from", ft, plan.from_to_keys, 0), keys("to", tt, plan.from_to_keys, 1)
-        joined = source.join(target, _on(source, left, target, right), "inner")
-        from_unique, to_unique = _is_unique(source, left), _is_unique(target, right)
-        driving = "to" if from_unique and not to_unique else "from"
-        sides = {"from": (source, left, target, right), "to": (target, right, source, left)}
-        for role in ("from", "to"):
-            if role == driving or from_unique == to_unique:
-                side, side_keys, other, other_keys = sides[role]
-                orphans[role] = (
-                    side.dropna(subset=side_keys)
-                    .join(other, _on(side, side_keys, other, other_keys), "left_anti")
-                    .count()
-                )
-        side, side_keys, other, other_keys = sides[driving]
-        referring = side.dropna(subset=side_keys)
-        read, non_null = side.count(), referring.count()
-        matched = referring.join(
-            other, _on(referring, side_keys, other, other_keys), "left_semi"
-        ).count()
-        orphaned = orphans[driving]
+        joined, driving, counts = _direct(plan, sides)
     else:
-        driving = "link"
-        lt = plan.link_table
-        link_headers = [k for _, k in plan.from_link_keys] + [k for k, _ in plan.link_to_keys]
-        link = _side(frames[lt.name], lt, "link", [*link_headers, *props["link"]], plan)
-        from_keys = keys("from", ft, plan.from_link_keys, 0)
-        link_from = keys("link", lt, plan.from_link_keys, 1)
-        link_to, to_keys = (
-            keys("link", lt, plan.link_to_keys, 0),
-            keys("to", tt, plan.link_to_keys, 1),
-        )
-        extra_from, extra_to = (
-            keys("from", ft, plan.from_to_keys, 0),
-            keys("to", tt, plan.from_to_keys, 1),
-        )
-        referring = link.dropna(subset=[*link_from, *link_to])
-        if extra_from:
-            referring = referring.withColumn("link_row", F.monotonically_increasing_id()).persist()
-        first = referring.join(source, _on(referring, link_from, source, from_keys), "inner")
-        joined = first.join(
-            target, _on(first, [*link_to, *extra_from], target, [*to_keys, *extra_to]), "inner"
-        )
-        if extra_from:
-            related = joined.select("link_row").distinct()
-            matched = referring.join(related, "link_row", "left_semi").count()
-        else:
-            with_from = referring.join(
-                source, _on(referring, link_from, source, from_keys), "left_semi"
-            )
-            matched = with_from.join(
-                target, _on(with_from, link_to, target, to_keys), "left_semi"
-            ).count()
-        read, non_null = link.count(), referring.count()
-        orphaned = non_null - matched
-        orphans["link"] = orphaned
-
+        joined, link = _through_link(plan, sides)
+        driving, counts = "link", {"link": link}
+    ft, tt = plan.from_table, plan.to_table
     columns = [
         F.col(_name("from", ft, ft.id_header)).alias("start"),
         F.col(_name("to", tt, tt.id_header)).alias("end"),
     ]
     for role, header in plan.properties:
-        table = {"from": ft, "to": tt}.get(role) or plan.link_table
-        assert table is not None
-        columns.append(F.col(_name(role, table, header)).alias(f"p{len(columns)}"))
+        columns.append(F.col(_name(role, plan.table(role), header)).alias(f"p{len(columns)}"))
     frame = joined.select(columns).persist()
     rows = frame.count()
-    headers = [":START_ID", ":END_ID", *[h for _, h in plan.properties]]
-    written = write_csv(frame, headers, out, rows)
+    written = write_csv(frame, plan.file_headers(), out, rows)
     result = RelationshipResult(
         plan,
         out,
         rows,
-        orphans,
-        time.perf_counter() - started,
+        MappingLedger.of(driving, counts[driving]),
+        orphans={role: c.orphaned for role, c in counts.items()},
+        seconds=time.perf_counter() - started,
         multiline=written.multiline,
-        driving=driving,
-        read=read,
-        rejected=read - non_null,
-        orphaned=orphaned,
-        matched=matched,
         sha256=written.sha256,
     )
     return result, frame

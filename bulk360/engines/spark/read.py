@@ -20,8 +20,8 @@ from typing import Any
 from bulk360.control import Source
 from bulk360.engines.spark.session import JDBC_DRIVER
 from bulk360.plan import TablePlan
+from bulk360.plan.types import SESSION_SETTINGS
 from bulk360.settings import Settings
-from bulk360.types import SESSION_SETTINGS
 
 __all__ = ["PAGE_BYTES", "Reader", "block_ranges"]
 

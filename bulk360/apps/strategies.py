@@ -1,0 +1,53 @@
+"""The recommendation strategies and the options of a recommendation run (no heavy imports: the
+command line shows them in its help)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bulk360.errors import ConfigError
+
+__all__ = ["DEFAULT_WEIGHTS", "STRATEGIES", "RecommendOptions"]
+
+STRATEGIES = ("weighted", "copurchase", "pagerank", "community", "popular")
+DEFAULT_WEIGHTS = {"VIEWED": 1.0, "ADDED_TO_CART": 3.0, "PURCHASED": 5.0}
+
+
+@dataclass(frozen=True)
+class RecommendOptions:
+    """What to compute, and the graph model it reads (the e-commerce sample's by default)."""
+
+    strategies: tuple[str, ...] = STRATEGIES
+    top_n: int = 10
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    """Relationship type (customer → product) → weight; the types read as events."""
+    purchase_type: str = "PURCHASED"
+    customer_label: str = "Customer"
+    product_label: str = "Product"
+    order_label: str = "Order"
+    category_label: str = "Category"
+    placed_type: str = "PLACED"
+    contains_type: str = "CONTAINS"
+    in_category_type: str = "IN_CATEGORY"
+    key_property: str = "id"
+    """The property holding each node's key (customer and product keys in the lists)."""
+    seed: int = 42
+    eval_customers: int = 500
+    """How many customers (drawn with ``seed``) the hit rate is measured on."""
+    neighbours: int = 50
+    """Similar products kept per product (weighted, copurchase)."""
+    write_communities: bool = True
+
+    def check(self) -> None:
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown or not self.strategies:
+            raise ConfigError(
+                f"unknown strategy {', '.join(unknown) or '(none)'}; choose from {', '.join(STRATEGIES)}"
+            )
+        if self.top_n < 1:
+            raise ConfigError(f"--top must be at least 1, not {self.top_n}")
+        if self.purchase_type not in self.weights:
+            raise ConfigError(f"the purchase type {self.purchase_type} needs a weight in --weights")
+        if any(w <= 0 for w in self.weights.values()):
+            raise ConfigError("event weights must be positive")

@@ -1,0 +1,128 @@
+"""``bulk360 sample`` and ``recommend``: the sample datasets and the shop's recommendations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bulk360.apps.strategies import DEFAULT_WEIGHTS, STRATEGIES
+from bulk360.cli import app, console, state
+
+sample_app = typer.Typer(help="Sample datasets.", no_args_is_help=True)
+app.add_typer(sample_app, name="sample")
+
+
+@sample_app.command("load")
+def sample_load_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="customer360 or ecommerce")],
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Generate at this scale instead of the sample's own size "
+            "(1 ≈ a million rows in all, 5, 10, 20 ...), inside PostgreSQL."
+        ),
+    ] = None,
+    database_prefix: Annotated[
+        str, typer.Option(help="Name the source databases <prefix><name>, e.g. bench_.")
+    ] = "",
+) -> None:
+    """Create and fill a sample's source databases and write its control rows."""
+    from bulk360.apps.samples import load_sample
+
+    loaded = load_sample(state(ctx).settings(), name, scale, database_prefix)
+    for database, tables in loaded.databases.items():
+        rows = ", ".join(f"{t} {n:,}" for t, n in tables.items())
+        console.print(f"{database}: {rows}", highlight=False)
+    console.print(f"control rows of sample '{name}' written")
+
+
+@sample_app.command("list")
+def sample_list_command() -> None:
+    """List the samples that can be loaded."""
+    from bulk360.apps.samples import available_samples
+
+    for name in available_samples():
+        console.print(name)
+
+
+def _weights(text: str) -> dict[str, float]:
+    """``VIEWED=1,ADDED_TO_CART=3,PURCHASED=5`` → a weight per relationship type."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, value = part.partition("=")
+        try:
+            weights[kind.strip()] = float(value)
+        except ValueError:
+            from bulk360.errors import ConfigError
+
+            raise ConfigError(f"--weights: '{part}' is not TYPE=number") from None
+    return weights
+
+
+@app.command("recommend")
+def recommend_command(
+    ctx: typer.Context,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Strategies to compute (repeatable): {', '.join(STRATEGIES)}."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Products per customer.")] = 10,
+    weights: Annotated[
+        str, typer.Option(help="Event weight per relationship type, TYPE=weight,...")
+    ] = ",".join(f"{k}={v:g}" for k, v in DEFAULT_WEIGHTS.items()),
+    purchase_type: Annotated[str, typer.Option(help="The purchase relationship type.")] = (
+        "PURCHASED"
+    ),
+    customer_label: Annotated[str, typer.Option()] = "Customer",
+    product_label: Annotated[str, typer.Option()] = "Product",
+    key_property: Annotated[str, typer.Option(help="Property holding node keys.")] = "id",
+    seed: Annotated[int, typer.Option(help="Seed of community detection and evaluation.")] = 42,
+    eval_customers: Annotated[
+        int, typer.Option(help="Customers whose last purchase is held out to measure hit rate.")
+    ] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compute top-N recommendations for every customer and store them with their hit rates."""
+    from bulk360.apps.recommend import recommend
+    from bulk360.apps.strategies import RecommendOptions
+    from bulk360.graph import connect_graph
+
+    options = RecommendOptions(
+        strategies=tuple(strategy or STRATEGIES),
+        top_n=top,
+        weights=_weights(weights),
+        purchase_type=purchase_type,
+        customer_label=customer_label,
+        product_label=product_label,
+        key_property=key_property,
+        seed=seed,
+        eval_customers=eval_customers,
+    )
+    options.check()
+    settings = state(ctx).settings()
+    with connect_graph(settings) as driver:
+        result = recommend(settings, driver, options)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result)))
+        return
+    table = Table(
+        title=f"recommendation run {result.rec_run_id} (graph of ETL run {result.etl_run_id})"
+    )
+    for column in ("strategy", "hit rate", "evaluated", "seconds"):
+        table.add_column(column)
+    for name, quality in result.quality.items():
+        table.add_row(
+            name,
+            f"{quality['hit_rate']:.3f}",
+            f"{quality['evaluated']:,.0f}",
+            f"{quality['seconds']:.1f}",
+        )
+    table.caption = f"{result.rows:,} rows for {result.customers:,} customers" + (
+        f"; {result.communities} communities stored on the customers" if result.communities else ""
+    )
+    console.print(table)

@@ -1,0 +1,121 @@
+"""Run history: the runs of ``etl_run_logs`` and what they say about the graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from bulk360.control.database import connect_control
+from bulk360.control.runlog import reconcile
+from bulk360.errors import ConfigError, NoSuchRun
+from bulk360.package.paths import RunPaths
+from bulk360.settings import Settings
+
+__all__ = [
+    "Resumable",
+    "failed_since",
+    "find_run",
+    "graph_run",
+    "list_runs",
+    "resumable",
+    "show_run",
+]
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """A failed run to resume, and its published folder (None: it had none)."""
+
+    row: dict[str, Any]
+    folder: Path | None
+
+
+def resumable(settings: Settings, run_id: int | None) -> Resumable:
+    """Run ``run_id`` (None: the newest failed run), if it can be resumed; a ConfigError
+    saying why not otherwise. A partial folder it left is removed."""
+    row = find_run(settings, run_id, "failed")
+    found = row["run_id"]
+    if row["status"] != "failed":
+        raise ConfigError(f"run {found} is {row['status']}; only a failed run can be resumed")
+    newer = graph_run(settings, after=found)
+    if newer is not None:
+        raise ConfigError(
+            f"run {newer['run_id']} succeeded after run {found}; resuming run {found} would "
+            "load older data over it: start a new run instead"
+        )
+    paths = RunPaths.of_folder(Path(row["import_dir"])) if row["import_dir"] else None
+    published = bool(row["published_at"]) and paths is not None and paths.final_dir.is_dir()
+    if paths is not None and not published:
+        paths.discard()  # a partial folder left by the failed run
+    return Resumable(row, paths.final_dir if paths and published else None)
+
+
+def failed_since(settings: Settings, run_id: int, mode: str) -> list[int]:
+    """The failed runs of ``mode`` newer than ``run_id``."""
+    with connect_control(settings) as conn:
+        rows = conn.execute(
+            "SELECT run_id FROM etl_run_logs WHERE status = 'failed' AND mode = %s"
+            " AND run_id > %s ORDER BY run_id",
+            [mode, run_id],
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs, newest first."""
+    with connect_control(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        return cur.execute(
+            "SELECT * FROM etl_run_logs ORDER BY run_id DESC LIMIT %s", [limit]
+        ).fetchall()
+
+
+def show_run(settings: Settings, run_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run and its ``etl_table_logs`` rows."""
+    with connect_control(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        run_row = cur.execute("SELECT * FROM etl_run_logs WHERE run_id = %s", [run_id]).fetchone()
+        if run_row is None:
+            raise NoSuchRun(f"no run {run_id} in etl_run_logs")
+        tables = cur.execute(
+            "SELECT * FROM etl_table_logs WHERE run_id = %s ORDER BY log_id", [run_id]
+        ).fetchall()
+    return run_row, tables
+
+
+def find_run(settings: Settings, run_id: int | None, status: str) -> dict[str, Any]:
+    """Run ``run_id`` (or the newest run with ``status``); a ConfigError if there is none."""
+    with connect_control(settings) as conn:
+        reconcile(conn)
+        cur = conn.cursor(row_factory=dict_row)
+        if run_id is None:
+            row = cur.execute(
+                "SELECT * FROM etl_run_logs WHERE status = %s ORDER BY run_id DESC LIMIT 1",
+                [status],
+            ).fetchone()
+            if row is None:
+                raise ConfigError(f"no {status} run in etl_run_logs")
+            return row
+        row = cur.execute("SELECT * FROM etl_run_logs WHERE run_id = %s", [run_id]).fetchone()
+    if row is None:
+        raise NoSuchRun(f"no run {run_id} in etl_run_logs")
+    return row
+
+
+def graph_run(settings: Settings, after: int | None = None) -> dict[str, Any] | None:
+    """The newest succeeded run that loaded ``NEO4J_DATABASE`` (admin, bolt or sync mode).
+
+    ``after``: only a run newer than that run id.
+    """
+    with connect_control(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        return cur.execute(
+            "SELECT * FROM etl_run_logs WHERE status = 'succeeded'"
+            " AND mode IN ('admin', 'bolt', 'sync')"
+            " AND coalesce(options->>'neo4j_database', %s) = %s AND run_id > %s"
+            " ORDER BY run_id DESC LIMIT 1",
+            [settings.neo4j_database, settings.neo4j_database, after or 0],
+        ).fetchone()

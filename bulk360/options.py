@@ -1,0 +1,251 @@
+"""What a caller chooses for a run (:class:`RunOptions`), what the run tells it while it works
+(:class:`Reporter`) and what it hands back (:class:`RunSummary`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+
+from bulk360.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bulk360.control.ledger import Ledger
+    from bulk360.load import LoadResult
+    from bulk360.plan.tables import TablePlan
+    from bulk360.settings import Settings
+
+__all__ = [
+    "ENGINES",
+    "MODES",
+    "Engine",
+    "Mode",
+    "Reporter",
+    "RunOptions",
+    "RunSummary",
+    "SilentReporter",
+]
+
+Mode = Literal["admin", "bolt", "csv", "sync"]
+"""Where a run's package goes: neo4j-admin (admin), Bolt (bolt, sync), nowhere (csv)."""
+MODES: tuple[Mode, ...] = get_args(Mode)
+Engine = Literal["local", "spark"]
+"""What reads, joins and writes the files (see :mod:`bulk360.engines`)."""
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+
+_DEFAULT_MASTER = "local[*]"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the caller chose for one run; an impossible combination is a one-line
+    :class:`~bulk360.errors.ConfigError` when the options are made."""
+
+    mode: Mode = "admin"
+    """``admin`` (CSV files, then neo4j-admin), ``bolt`` (the files written over Bolt into a
+    running server), ``sync`` (only what changed, over Bolt) or ``csv`` (stop after the files)."""
+    workers: int = 4
+    """Parallel COPY readers (and join threads, and Bolt writers)."""
+    overwrite: bool = False
+    """Replace an existing Neo4j database (admin mode)."""
+    tolerance: int = 0
+    """Bad entries neo4j-admin may report beyond the rows bulk360 already rejected (admin)."""
+    keep_runs: int = 2
+    """Complete run folders of this control database kept in the import folder."""
+    batch_size: int = 5_000
+    """Rows per UNWIND transaction (bolt and sync modes)."""
+    clear: bool = False
+    """Delete every node and relationship of the target database first (bolt mode)."""
+    retry_seconds: float = 30.0
+    """How long the driver retries a failing transaction before the run fails (Bolt)."""
+    resume: bool = False
+    """Resume a failed run: its own mode and options, its published folder if it has one."""
+    resume_run: int | None = None
+    """The run to resume (None: the newest failed run)."""
+    accept_schema_changes: bool = False
+    """Let a run through although a mapped table changed since the last succeeded run."""
+    strict_values: bool = False
+    """Fail, before anything is published, if any value cannot be stored as it is."""
+    full: bool = False
+    """Sync mode: clear the graph and write everything (as ``--mode bolt --clear``)."""
+    engine: Engine = "local"
+    """What reads, joins and writes the files: ``local`` or ``spark``."""
+    spark_master: str = _DEFAULT_MASTER
+    """The Spark engine's master URL."""
+    spark_conf: tuple[str, ...] = ()
+    """The Spark engine's extra settings, ``key=value`` each."""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise a one-line :class:`ConfigError` for an impossible combination."""
+
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not '{self.mode}'")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not '{self.engine}'")
+        for name, least in (("workers", 1), ("batch_size", 1), ("tolerance", 0), ("keep_runs", 0)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"--{_flag(name)} must be at least {least}")
+        if self.retry_seconds < 0:
+            raise ConfigError("--retry-seconds must not be negative")
+        if self.engine != "spark" and (self.spark_conf or self.spark_master != _DEFAULT_MASTER):
+            raise ConfigError("--spark-master and --spark-conf are for --engine spark")
+        if self.resume_run is not None and not self.resume:
+            raise ConfigError("a run to resume is given without --resume")
+        if not self.resume:  # a resumed run's own mode decides (see resuming)
+            self._check_mode_options()
+
+    def _check_mode_options(self) -> None:
+        """An option of another mode, given a value of its own, is a mistake."""
+        from bulk360.load import LOADERS
+
+        defaults = RunOptions.__dataclass_fields__
+        for name in dict.fromkeys(o for r in LOADERS.values() for o in r.options):
+            if name in LOADERS[self.mode].options or getattr(self, name) == defaults[name].default:
+                continue
+            modes = [m for m, r in LOADERS.items() if name in r.options]
+            raise ConfigError(f"--{_flag(name)} is for --mode {' or '.join(modes)}")
+
+    def recorded(self, settings: Settings) -> dict[str, Any]:
+        """The options as the run row keeps them (what a resumed run repeats)."""
+        from bulk360.load import LOADERS
+
+        values: dict[str, Any] = {
+            "workers": self.workers,
+            "overwrite": self.overwrite,
+            "tolerance": self.tolerance,
+            "strict_values": self.strict_values,
+            "neo4j_database": settings.neo4j_database,
+            "engine": self.engine,
+        }
+        if self.engine == "spark":
+            # The settings' names only: a value may hold a secret.
+            values |= {
+                "spark_master": self.spark_master,
+                "spark_conf": [item.partition("=")[0] for item in self.spark_conf],
+            }
+        return values | {name: getattr(self, name) for name in LOADERS[self.mode].options}
+
+    def resuming(self, mode: str, recorded: dict[str, Any]) -> RunOptions:
+        """The options of a failed run's resumption: its mode and recorded options; workers,
+        batch size and retries may be new."""
+        resumed = dataclasses.replace(
+            self,
+            mode=mode,  # type: ignore[arg-type]
+            overwrite=bool(recorded.get("overwrite", self.overwrite)),
+            tolerance=int(recorded.get("tolerance", self.tolerance)),
+            clear=bool(recorded.get("clear", False)),
+            strict_values=bool(recorded.get("strict_values", self.strict_values)),
+            full=bool(recorded.get("full", False)),
+        )
+        resumed._check_mode_options()
+        return resumed
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Reporter(Protocol):
+    """What a run tells its caller while it works (the CLI draws it with rich)."""
+
+    def step(self, number: int, total: int, title: str) -> None:
+        """A step begins."""
+
+    def note(self, text: str) -> None:
+        """Something the user should know about the step under way."""
+
+    def bytes_progress(self, tables: list[TablePlan]) -> Any:
+        """A context manager yielding ``advance(table, nbytes)`` for the readers."""
+
+    def rows_progress(self, totals: dict[str, int | None]) -> Any:
+        """A context manager yielding ``advance(task, rows)`` for the Bolt writers: one task
+        per entry of ``totals`` (its rows, None when not known)."""
+
+
+class SilentReporter:
+    """A reporter that says nothing (library use and tests)."""
+
+    def step(self, number: int, total: int, title: str) -> None:
+        return None
+
+    def note(self, text: str) -> None:
+        return None
+
+    @contextmanager
+    def bytes_progress(self, tables: list[TablePlan]) -> Iterator[Callable[[TablePlan, int], None]]:
+        yield lambda table, nbytes: None
+
+    @contextmanager
+    def rows_progress(self, totals: dict[str, int | None]) -> Iterator[Callable[[str, int], None]]:
+        yield lambda name, rows: None
+
+
+@dataclass
+class RunSummary:
+    """The outcome of a run, as printed at its end (``--json``: :meth:`as_dict`)."""
+
+    run_id: int
+    mode: str
+    status: str = "running"
+    import_dir: Path | None = None
+    nodes: dict[str, int] = field(default_factory=dict)
+    relationships: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rows_orphaned: int = 0
+    bytes_written: int = 0
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    """The whole run, from the call to its return."""
+    load: LoadResult | None = None
+    """What the load wrote (None: csv mode, or the run stopped before its load)."""
+    diffed_against: int | None = None
+    resumed_from: int | None = None
+    values_changed: list[str] = field(default_factory=list)
+    """One line per column whose values Neo4j could not hold as they are, and what happened."""
+    schema_changes: list[str] = field(default_factory=list)
+    """Schema changes let through by --accept-schema-changes."""
+    ledger_balanced: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def take(self, ledger: Ledger) -> None:
+        """The totals of the run's ledger."""
+        self.nodes, self.relationships = ledger.nodes, ledger.relationships
+        self.rows_read, self.rows_rejected = ledger.rows_read, ledger.rows_rejected
+        self.rows_orphaned, self.bytes_written = ledger.rows_orphaned, ledger.bytes_written
+        self.ledger_balanced = ledger.balanced
+
+    def run_row(self) -> dict[str, Any]:
+        """The run row's totals (``etl_run_logs``)."""
+        return {
+            "nodes_written": sum(self.nodes.values()),
+            "relationships_written": sum(self.relationships.values()),
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected,
+            "rows_orphaned": self.rows_orphaned,
+            "bytes_written": self.bytes_written,
+            "ledger_balanced": self.ledger_balanced,
+            "accepted_schema_changes": self.schema_changes or None,
+        }
+
+    @property
+    def seconds_outside_steps(self) -> float:
+        """What the run spent outside its steps (opening and closing, the run row's writes)."""
+        return round(max(0.0, self.seconds - sum(self.step_seconds.values())), 3)
+
+    @property
+    def changes(self) -> dict[str, dict[str, int]]:
+        """Sync: per label and mapping, the rows inserted, updated and deleted."""
+        return {k: dict(v) for k, v in (self.load.changes if self.load else {}).items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (paths as text)."""
+        values = dataclasses.asdict(self) | {"seconds_outside_steps": self.seconds_outside_steps}
+        return json.loads(json.dumps(values, default=str))  # type: ignore[no-any-return]

@@ -1,0 +1,373 @@
+"""``bulk360 serve``: the HTTP API in front of the graph and the control database (FastAPI).
+
+``GET /`` and the health endpoints for probes (``/health/live``: the process answers;
+``/health`` and ``/health/ready``: the control database and the Neo4j database both answer a
+query), ``GET /runs`` and ``GET /runs/{id}`` from the audit tables, and
+``GET /customers/{id}/recommendations`` from the lists ``bulk360 recommend`` stored, with a live
+parameterized Cypher query when no stored list holds the customer. The OpenAPI document
+(``/openapi.json``, ``/docs``) declares every answer each endpoint gives. With
+``BULK360_API_TOKEN`` set, every endpoint but ``/``, the health endpoints and the documentation
+requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned names a password.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import psycopg
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from neo4j import Driver
+from neo4j.exceptions import DriverError, Neo4jError
+from psycopg.rows import dict_row
+from pydantic import BaseModel
+
+from bulk360 import __version__
+from bulk360.apps.recommend import STRATEGIES, RecommendOptions
+from bulk360.control import connect_control, list_runs, show_run
+from bulk360.errors import Bulk360Error, NoSuchRun, one_line
+from bulk360.graph import quoted
+from bulk360.serve.health import neo4j_driver, neo4j_problem, postgres_problem
+from bulk360.settings import Settings
+
+__all__ = ["create_app"]
+
+Strategy = Literal["weighted", "copurchase", "pagerank", "community", "popular"]
+assert set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
+
+_BIGINT = 2**63 - 1
+# Reads the Authorization header; whether a token is asked for is decided in create_app.
+_BEARER = HTTPBearer(auto_error=False, description="The value of BULK360_API_TOKEN.")
+
+
+class Status(BaseModel):
+    status: Literal["ok"]
+
+
+class Healthy(BaseModel):
+    ok: Literal[True]
+
+
+class Unhealthy(BaseModel):
+    ok: Literal[False]
+    failed: dict[str, str]
+    """``postgres`` and/or ``neo4j``, each with one line saying why."""
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class RunRow(BaseModel):
+    """A row of ``etl_run_logs``."""
+
+    run_id: int
+    mode: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    nodes_written: int | None
+    relationships_written: int | None
+    rows_read: int | None
+    rows_rejected: int | None
+    rows_orphaned: int | None
+    bytes_written: int | None
+    import_dir: str | None
+    options: dict[str, Any]
+    bulk360_version: str | None
+    error_text: str | None
+    run_uid: UUID | None = None
+    resumed_from: int | None = None
+    published_at: datetime | None = None
+    manifest_sha256: str | None = None
+    accepted_schema_changes: list[str] | None = None
+    ledger_balanced: bool | None = None
+
+
+class TableLog(BaseModel):
+    """A row of ``etl_table_logs``: one table, label or relationship mapping of a run."""
+
+    log_id: int
+    run_id: int
+    object_kind: str
+    source_name: str | None
+    table_name: str | None
+    label: str | None
+    relationship_type: str | None
+    mapping_id: int | None
+    status: str
+    rows_processed: int
+    rows_written: int
+    rows_rejected: int
+    rows_orphaned: int
+    rows_duplicate: int = 0
+    rows_fanout: int = 0
+    ledger_balanced: bool | None = None
+    bytes: int
+    seconds: float
+    error_text: str | None
+    details: dict[str, Any]
+    logged_at: datetime
+
+
+class RunDetail(BaseModel):
+    run: RunRow
+    tables: list[TableLog]
+
+
+class Item(BaseModel):
+    rank: int
+    product: str
+    score: float
+    cold_start: bool
+
+
+class Recommendations(BaseModel):
+    customer: str
+    strategy: Strategy
+    source: Literal["stored", "live"]
+    rec_run_id: int | None
+    items: list[Item]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers an endpoint declares, each ``{"detail": "..."}``."""
+    meaning = {
+        401: "no valid bearer token (only when BULK360_API_TOKEN is set)",
+        404: "no such run or customer",
+        503: "the control database or Neo4j does not answer",
+    }
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
+
+
+def stored_recommendations(
+    settings: Settings, customer: str, strategy: str, limit: int
+) -> dict[str, Any] | None:
+    """The customer's list from the newest succeeded recommendation run that holds one."""
+    with connect_control(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        rows = cur.execute(
+            "SELECT r.rec_run_id, r.rank, r.product_key, r.score, r.cold_start"
+            " FROM recommendations AS r"
+            " WHERE r.customer_key = %(customer)s AND r.strategy = %(strategy)s"
+            "   AND r.rec_run_id = (SELECT max(x.rec_run_id) FROM recommendations AS x"
+            "     JOIN recommendation_runs AS run USING (rec_run_id)"
+            "     WHERE run.status = 'succeeded' AND x.customer_key = %(customer)s"
+            "       AND x.strategy = %(strategy)s)"
+            " ORDER BY r.rank LIMIT %(limit)s",
+            {"customer": customer, "strategy": strategy, "limit": limit},
+        ).fetchall()
+    if not rows:
+        return None
+    return {
+        "source": "stored",
+        "rec_run_id": rows[0]["rec_run_id"],
+        "items": [
+            {
+                "rank": row["rank"],
+                "product": row["product_key"],
+                "score": row["score"],
+                "cold_start": row["cold_start"],
+            }
+            for row in rows
+        ],
+    }
+
+
+def live_recommendations(
+    driver: Driver, database: str, customer: str, limit: int, options: RecommendOptions
+) -> dict[str, Any] | None:
+    """Products bought by customers who engaged with the same products, else popular ones.
+
+    None when the graph has no such customer. Labels and types come from ``options``; the
+    customer and the limit are query parameters.
+    """
+    key = quoted(options.key_property)
+    customer_label, product = quoted(options.customer_label), quoted(options.product_label)
+    events = "|".join(quoted(t) for t in options.weights)
+    purchased = quoted(options.purchase_type)
+    find = f"MATCH (c:{customer_label}) WHERE toString(c.{key}) = $customer "
+    bought = (
+        f"OPTIONAL MATCH (c)-[:{purchased}]->(b:{product}) WITH c, collect(DISTINCT b) AS bought "
+    )
+
+    def query(cypher: str) -> list[dict[str, Any]]:
+        records, _, _ = driver.execute_query(
+            cypher, customer=customer, limit=limit, database_=database, bookmark_manager_=None
+        )
+        return [r.data() for r in records]
+
+    if not query(find + "RETURN c LIMIT 1"):
+        return None
+    neighbours = query(
+        find + bought + f"MATCH (c)-[:{events}]->(:{product})<-[:{events}]-(other:{customer_label})"
+        f"-[:{purchased}]->(p:{product}) WHERE other <> c AND NOT p IN bought "
+        f"WITH p, count(*) AS score ORDER BY score DESC, toString(p.{key}) LIMIT $limit "
+        f"RETURN toString(p.{key}) AS product, toFloat(score) AS score"
+    )
+    cold = not neighbours
+    rows = neighbours or query(
+        find
+        + bought
+        + f"MATCH (:{customer_label})-[r:{purchased}]->(p:{product}) WHERE NOT p IN bought "
+        f"WITH p, count(r) AS score ORDER BY score DESC, toString(p.{key}) LIMIT $limit "
+        f"RETURN toString(p.{key}) AS product, toFloat(score) AS score"
+    )
+    return {
+        "source": "live",
+        "rec_run_id": None,
+        "items": [
+            {"rank": i, "product": row["product"], "score": row["score"], "cold_start": cold}
+            for i, row in enumerate(rows, start=1)
+        ],
+    }
+
+
+def _unavailable(exc: BaseException) -> HTTPException:
+    return HTTPException(503, one_line(exc))
+
+
+def create_app(settings: Settings, options: RecommendOptions | None = None) -> FastAPI:
+    """The API for ``settings``; Neo4j may be down at start (the health endpoints say so)."""
+    graph: dict[str, Driver] = {}
+    token = settings.api_token
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        graph["driver"] = neo4j_driver(settings)
+        try:
+            yield
+        finally:
+            graph["driver"].close()
+
+    app = FastAPI(title="bulk360", version=__version__, lifespan=lifespan)
+
+    def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if token is None or not hmac.compare_digest(given, token.encode()):
+            raise HTTPException(
+                401,
+                "a valid bearer token is required: Authorization: Bearer <BULK360_API_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    # Without a token nothing is asked, and the document declares no security scheme.
+    guard = _Guard([Depends(require_token)] if token else [], (401,) if token else ())
+    _health_routes(app, settings, graph)
+    _history_routes(app, settings, guard)
+    _recommendation_routes(app, settings, graph, options or RecommendOptions(), guard)
+    return app
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """What protects the data endpoints: the token's dependency, and its 401 answer."""
+
+    dependencies: list[Any]
+    answers: tuple[int, ...]
+
+
+def _health_routes(app: FastAPI, settings: Settings, graph: dict[str, Driver]) -> None:
+    @app.get("/", response_model=Status)
+    def root() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/live", response_model=Healthy, summary="The process answers")
+    def live() -> dict[str, bool]:
+        return {"ok": True}
+
+    ready_responses: dict[int | str, dict[str, Any]] = {
+        503: {"model": Unhealthy, "description": "which dependency does not answer, and why"}
+    }
+
+    @app.get("/health", response_model=Healthy, responses=ready_responses)
+    @app.get(
+        "/health/ready",
+        response_model=Healthy,
+        responses=ready_responses,
+        summary="The control database and the Neo4j database answer a query",
+    )
+    def ready() -> Any:
+        failed: dict[str, str] = {}
+        postgres = postgres_problem(settings)
+        if postgres:
+            failed["postgres"] = postgres
+        neo4j = neo4j_problem(graph["driver"], settings)
+        if neo4j:
+            failed["neo4j"] = neo4j
+        if failed:
+            return JSONResponse({"ok": False, "failed": failed}, status_code=503)
+        return {"ok": True}
+
+
+def _history_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:
+    @app.get(
+        "/runs",
+        response_model=list[RunRow],
+        responses=_errors(*guard.answers, 503),
+        dependencies=guard.dependencies,
+    )
+    def runs(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+        try:
+            return list_runs(settings, limit)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+
+    @app.get(
+        "/runs/{run_id}",
+        response_model=RunDetail,
+        responses=_errors(*guard.answers, 404, 503),
+        dependencies=guard.dependencies,
+    )
+    def run(run_id: Annotated[int, Path(ge=1, le=_BIGINT)]) -> dict[str, Any]:
+        try:
+            run_row, tables = show_run(settings, run_id)
+        except NoSuchRun:
+            raise HTTPException(404, f"no run {run_id}") from None
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        return {"run": run_row, "tables": tables}
+
+
+def _recommendation_routes(
+    app: FastAPI,
+    settings: Settings,
+    graph: dict[str, Driver],
+    model: RecommendOptions,
+    guard: _Guard,
+) -> None:
+    @app.get(
+        "/customers/{customer_id}/recommendations",
+        response_model=Recommendations,
+        responses=_errors(*guard.answers, 404, 503),
+        dependencies=guard.dependencies,
+    )
+    def recommendations(
+        # PostgreSQL text cannot hold NUL: such an id could never match.
+        customer_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
+        strategy: Strategy = "weighted",
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        try:
+            found = stored_recommendations(settings, customer_id, strategy, limit)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        if found is None:
+            try:
+                found = live_recommendations(
+                    graph["driver"], settings.neo4j_database, customer_id, limit, model
+                )
+            except (Neo4jError, DriverError) as exc:
+                raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+        if found is None:
+            raise HTTPException(404, f"customer {customer_id} not found")
+        return {"customer": customer_id, "strategy": strategy, **found}

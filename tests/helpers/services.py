@@ -1,0 +1,60 @@
+"""The services the integration tests use: the real PostgreSQL and Neo4j that
+``scripts/services`` starts, and how a test reaches them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from neo4j import Driver
+
+__all__ = ["IN_CI", "ROOT", "command_lines", "cypher", "run_services", "service_missing"]
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def service_missing(what: str, exc: BaseException) -> None:
+    """Skip locally, fail under CI, naming the service and the error class."""
+    message = f"{what} does not answer ({type(exc).__name__}: {exc}); run `make services`"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run_services(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/services`` with ``args``; fails the test if it exits non-zero."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "services"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"services {' '.join(args)} failed:\n{result.stderr}"
+    return result
+
+
+def command_lines() -> dict[int, str]:
+    """The command line of every running process, by pid."""
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(cmdline.parent.name)] = text
+    return found
+
+
+def cypher(driver: Driver, query: str, **parameters: Any) -> list[dict[str, Any]]:
+    """Run a read query and return its records as dicts.
+
+    No bookmarks are carried between calls: after neo4j-admin rebuilds a database its
+    transaction ids start again, and an old bookmark would wait for a transaction that never comes.
+    """
+    records, _, _ = driver.execute_query(query, parameters, bookmark_manager_=None)
+    return [record.data() for record in records]

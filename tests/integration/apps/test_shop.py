@@ -1,0 +1,403 @@
+"""The e-commerce sample end to end: its graph, recommendations, the HTTP API and `bulk360 check`.
+
+Real PostgreSQL, the real neo4j-admin and Neo4j, and a real uvicorn server on a free local port.
+This module rebuilds the Neo4j database with the shop graph and, last, clears it: it runs after
+the Customer 360 modules (pytest's file order) and nothing after it needs a graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from neo4j import Driver
+
+from bulk360 import RunSummary
+from bulk360.apps.recommend import STRATEGIES, RecommendOptions, RecommendRun, recommend
+from bulk360.apps.samples import load_sample
+from bulk360.load.cypher import clear_database
+from bulk360.settings import Settings
+from tests.helpers.cli import bulk360_cli
+from tests.helpers.databases import recreate_database
+from tests.helpers.neo4j import build_with_admin_mode
+from tests.helpers.services import cypher, run_services
+from tests.helpers.serving import fuzz_api, serving
+
+SHOP_CONTROL_DB = "bulk360_test_shop_control"
+PREFIX = "bulk360_test_"
+SHOP_DB = PREFIX + "shop"
+TOP_N = 10
+
+
+BRANDS_DB = PREFIX + "brands"
+# A table without a key: repeated codes (the first row in the table wins), a NULL one, and a
+# brand no product has; most products' brands are not in it (orphans of MADE_BY).
+BRANDS_SQL = """
+CREATE TABLE brands (code text, note text);
+INSERT INTO brands VALUES ('Acme', 'first Acme'), ('Borealis', 'first Borealis'),
+    ('Acme', 'second Acme'), (NULL, 'no code'), ('Zenith', 'first Zenith'),
+    ('Borealis', 'second Borealis'), ('Acme', 'third Acme');
+"""
+
+
+@pytest.fixture(scope="module")
+def shop_settings(
+    settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Both samples in one control database, and a brands table with repeated keys."""
+    recreate_database(settings, SHOP_CONTROL_DB)
+    shop = replace(
+        settings, etl_db_name=SHOP_CONTROL_DB, import_dir=tmp_path_factory.mktemp("shop")
+    )
+    load_sample(shop, "ecommerce", database_prefix=PREFIX)
+    load_sample(shop, "customer360", database_prefix=PREFIX)
+    recreate_database(settings, BRANDS_DB)
+    with psycopg.connect(**{**settings.control_conninfo(), "dbname": BRANDS_DB}) as conn:
+        conn.execute(BRANDS_SQL)  # type: ignore[arg-type]
+    with psycopg.connect(**shop.control_conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO source_databases (name, db_host, db_port, db_name, db_user,"
+            " db_password_env) VALUES ('brands', %s, %s, %s, %s, 'ETL_DB_PASSWORD')",
+            [settings.etl_db_host, settings.etl_db_port, BRANDS_DB, settings.etl_db_user],
+        )
+        conn.execute(
+            "INSERT INTO node_label_mappings (source_name, table_name, label, key_columns)"
+            " VALUES ('brands', 'brands', 'Brand', '{code}')"
+        )
+        conn.execute(
+            "INSERT INTO relationship_mappings (relationship_type, from_label, from_alias,"
+            " to_label, to_alias, join_condition) VALUES"
+            " ('MADE_BY', 'Product', 'p', 'Brand', 'b', 'p.brand = b.code')"
+        )
+    return shop
+
+
+@pytest.fixture(scope="module")
+def shop_run(shop_settings: Settings, neo4j_driver: Driver) -> RunSummary:
+    """Both samples and the brands built by admin mode into one graph (its store checked by
+    neo4j-admin database check), Neo4j running again afterwards."""
+    return build_with_admin_mode(shop_settings)
+
+
+def shop_sql(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**{**settings.control_conninfo(), "dbname": SHOP_DB}) as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+
+# What each label and relationship type must hold, as the same joins in SQL.
+EXPECTED_SQL = {
+    "Customer": "SELECT count(*) FROM customers",
+    "Category": "SELECT count(*) FROM categories",
+    "Product": "SELECT count(*) FROM products",
+    "Order": "SELECT count(*) FROM orders",
+    "PLACED": "SELECT count(*) FROM customers c JOIN orders o ON o.customer_id = c.id",
+    "CONTAINS": "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id"
+    " JOIN products p ON p.id = i.product_id",
+    "IN_CATEGORY": "SELECT count(*) FROM products p JOIN categories c ON c.id = p.category_id",
+    "SUBCATEGORY_OF": "SELECT count(*) FROM categories c JOIN categories p ON p.id = c.parent_id",
+    **{
+        kind: "SELECT count(*) FROM customers c JOIN events e ON e.customer_id = c.id"
+        f" JOIN products p ON p.id = e.product_id WHERE e.event_type = '{event}'"
+        for kind, event in (
+            ("VIEWED", "view"),
+            ("ADDED_TO_CART", "add_to_cart"),
+            ("PURCHASED", "purchase"),
+        )
+    },
+}
+
+
+def test_both_samples_and_repeated_keys_make_one_graph(
+    shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
+) -> None:
+    assert shop_run.status == "succeeded" and shop_run.ledger_balanced
+    assert shop_run.nodes["Account"] == 400 and shop_run.nodes["Customer"] == 3000
+    # One node per code, from its first row; the NULL code and the repeats are rejected.
+    brands = cypher(
+        neo4j_driver, "MATCH (b:Brand) RETURN b.code AS code, b.note AS note ORDER BY code"
+    )
+    assert [(b["code"], b["note"]) for b in brands] == [
+        ("Acme", "first Acme"),
+        ("Borealis", "first Borealis"),
+        ("Zenith", "first Zenith"),
+    ]
+    with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+        ledger = conn.execute(
+            "SELECT rows_processed, rows_written, rows_rejected, rows_duplicate, ledger_balanced"
+            " FROM etl_table_logs WHERE run_id = %s AND label = 'Brand'",
+            [shop_run.run_id],
+        ).fetchone()
+        made_by = conn.execute(
+            "SELECT rows_processed, rows_written, rows_orphaned FROM etl_table_logs"
+            " WHERE run_id = %s AND relationship_type = 'MADE_BY'",
+            [shop_run.run_id],
+        ).fetchone()
+    assert ledger == (7, 3, 1, 3, True)
+    # Products of brands the table has relate; the others are orphans.
+    with_brand = shop_sql(
+        shop_settings, "SELECT count(*) FROM products WHERE brand IN ('Acme', 'Borealis')"
+    )[0][0]
+    assert made_by == (2000, with_brand, 2000 - with_brand)
+    graph = cypher(neo4j_driver, "MATCH (:Product)-[r:MADE_BY]->(:Brand) RETURN count(r) AS n")
+    assert graph[0]["n"] == with_brand > 0
+
+
+def test_shop_graph_counts_equal_the_same_joins_in_sql(
+    shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
+) -> None:
+    assert shop_run.status == "succeeded"
+    for name, query in EXPECTED_SQL.items():
+        expected = shop_sql(shop_settings, query)[0][0]
+        if name.isupper():
+            graph = cypher(neo4j_driver, f"MATCH ()-[r:`{name}`]->() RETURN count(r) AS n")
+        else:
+            graph = cypher(neo4j_driver, f"MATCH (n:`{name}`) RETURN count(n) AS n")
+        assert expected > 0, name
+        assert graph[0]["n"] == expected, name
+    # Ids collide across tables (customer 1, order 1, product 1) and stay apart per label.
+    ones = cypher(
+        neo4j_driver,
+        "MATCH (n) WHERE n.id = 1 AND (n:Customer OR n:Order OR n:Product OR n:Category)"
+        " RETURN count(n) AS n",
+    )
+    assert ones[0]["n"] == 4
+    # Top-level categories have no parent: a NULL key refers to nothing, it is no orphan.
+    with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+        orphaned = dict(
+            conn.execute(
+                "SELECT relationship_type, rows_orphaned FROM etl_table_logs"
+                " WHERE run_id = %s AND object_kind = 'relationship'",
+                [shop_run.run_id],
+            ).fetchall()
+        )
+    assert orphaned["SUBCATEGORY_OF"] == orphaned["PLACED"] == orphaned["CONTAINS"] == 0
+    # The event relationships carry their time, the order lines quantity and unit price.
+    typed = cypher(
+        neo4j_driver,
+        "MATCH ()-[v:VIEWED]->() WITH v LIMIT 1 MATCH ()-[c:CONTAINS]->() WITH v, c LIMIT 1"
+        " RETURN valueType(v.occurred_at) AS at, valueType(c.quantity) AS q,"
+        " valueType(c.unit_price) AS price",
+    )[0]
+    assert typed == {
+        "at": "ZONED DATETIME NOT NULL",
+        "q": "INTEGER NOT NULL",
+        "price": "FLOAT NOT NULL",
+    }
+
+
+@pytest.fixture(scope="module")
+def recommended(
+    shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
+) -> RecommendRun:
+    return recommend(shop_settings, neo4j_driver, RecommendOptions(top_n=TOP_N, eval_customers=300))
+
+
+def stored(
+    settings: Settings, rec_run_id: int, strategy: str | None = None
+) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**settings.control_conninfo()) as conn:
+        return conn.execute(
+            "SELECT strategy, customer_key, rank, product_key, cold_start FROM recommendations"
+            " WHERE rec_run_id = %s AND (%s::text IS NULL OR strategy = %s)"
+            " ORDER BY strategy, customer_key, rank",
+            [rec_run_id, strategy, strategy],
+        ).fetchall()
+
+
+def test_recommendations_never_include_purchased_products(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    rows = stored(shop_settings, recommended.rec_run_id)
+    customers = shop_sql(shop_settings, "SELECT count(*) FROM customers")[0][0]
+    assert len(rows) == len(STRATEGIES) * customers * TOP_N
+    purchased = {
+        (str(c), str(p))
+        for c, p in shop_sql(
+            shop_settings,
+            "SELECT o.customer_id, i.product_id FROM orders o JOIN order_items i ON i.order_id = o.id"
+            " UNION SELECT customer_id, product_id FROM events WHERE event_type = 'purchase'",
+        )
+    }
+    assert len(purchased) > 1000
+    recommended_pairs = {(customer, product) for _, customer, _, product, _ in rows}
+    assert not recommended_pairs & purchased
+    # Most lists come from the strategies themselves, not from the cold start.
+    for strategy in STRATEGIES[:-1]:
+        share = sum(r[4] for r in rows if r[0] == strategy) / (customers * TOP_N)
+        assert share < 0.5, strategy
+    for strategy, quality in recommended.quality.items():
+        assert quality["evaluated"] == 300, strategy
+        assert 0 < quality["hit_rate"] <= 1, strategy
+
+
+def test_customers_without_history_get_the_cold_start(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    newcomers = [
+        str(c)
+        for (c,) in shop_sql(
+            shop_settings,
+            "SELECT id FROM customers c WHERE NOT EXISTS (SELECT FROM events e WHERE e.customer_id = c.id)"
+            " AND NOT EXISTS (SELECT FROM orders o WHERE o.customer_id = c.id) ORDER BY id",
+        )
+    ]
+    assert len(newcomers) == 300
+    # Best sellers: distinct buyers, then distinct customers with any event, then the key as text.
+    best_sellers = [
+        str(p)
+        for (p,) in shop_sql(
+            shop_settings,
+            "SELECT product_id FROM events GROUP BY product_id ORDER BY"
+            " count(DISTINCT customer_id) FILTER (WHERE event_type = 'purchase') DESC,"
+            f" count(DISTINCT customer_id) DESC, product_id::text LIMIT {TOP_N}",
+        )
+    ]
+    rows = stored(shop_settings, recommended.rec_run_id)
+    for strategy in STRATEGIES:
+        lists: dict[str, list[str]] = {}
+        for kind, customer, _, product, cold in rows:
+            if kind == strategy and customer in newcomers:
+                assert cold, (strategy, customer)
+                lists.setdefault(customer, []).append(product)
+        assert sorted(lists) == sorted(newcomers), strategy
+        assert all(items == best_sellers for items in lists.values()), strategy
+
+
+def test_communities_are_stored_and_results_repeat_for_a_seed(
+    shop_settings: Settings, recommended: RecommendRun, neo4j_driver: Driver
+) -> None:
+    engaged = shop_sql(shop_settings, "SELECT count(DISTINCT customer_id) FROM events")[0][0]
+    graph = cypher(
+        neo4j_driver, "MATCH (c:Customer) WHERE c.community IS NOT NULL RETURN count(c) AS n"
+    )
+    assert graph[0]["n"] == engaged
+    assert 1 < recommended.communities < engaged
+    options = RecommendOptions(
+        strategies=("community", "pagerank"),
+        top_n=TOP_N,
+        eval_customers=50,
+        write_communities=False,
+    )
+    again = recommend(shop_settings, neo4j_driver, options)
+    for strategy in options.strategies:
+        first = stored(shop_settings, again.rec_run_id, strategy)
+        assert first and first == stored(shop_settings, recommended.rec_run_id, strategy)
+
+
+@pytest.fixture(scope="module")
+def api(shop_settings: Settings, recommended: RecommendRun) -> Iterator[str]:
+    """``bulk360 serve`` in a child process on a free port; yields its base URL."""
+    with serving(shop_settings) as url:
+        yield url
+
+
+def test_api_answers_every_endpoint_over_http(
+    api: str,
+    shop_settings: Settings,
+    shop_run: RunSummary,
+    recommended: RecommendRun,
+    neo4j_driver: Driver,
+) -> None:
+    assert httpx.get(api + "/").json() == {"status": "ok"}
+    health = httpx.get(api + "/health")
+    assert (health.status_code, health.json()) == (200, {"ok": True})
+    runs = httpx.get(api + "/runs").json()
+    assert runs[0]["run_id"] == shop_run.run_id and runs[0]["status"] == "succeeded"
+    one = httpx.get(f"{api}/runs/{shop_run.run_id}").json()
+    assert one["run"]["mode"] == "admin"
+    assert {t["relationship_type"] for t in one["tables"]} >= {"PLACED", "VIEWED", "PURCHASED"}
+    assert httpx.get(api + "/runs/987654").status_code == 404
+    assert httpx.get(api + "/runs/zero").status_code == 422
+    assert (
+        "/customers/{customer_id}/recommendations"
+        in httpx.get(api + "/openapi.json").json()["paths"]
+    )
+    assert httpx.get(api + "/docs").status_code == 200
+
+    answer = httpx.get(
+        api + "/customers/5/recommendations", params={"strategy": "community", "limit": 4}
+    )
+    body = answer.json()
+    assert answer.status_code == 200
+    # Served from the newest run that stored a community list for the customer.
+    assert (body["source"], body["strategy"]) == ("stored", "community")
+    assert body["rec_run_id"] >= recommended.rec_run_id
+    expected = [
+        row[3] for row in stored(shop_settings, body["rec_run_id"], "community") if row[1] == "5"
+    ]
+    assert [i["product"] for i in body["items"]] == expected[:4]
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4]
+    for params in ({"strategy": "bogus"}, {"limit": 0}, {"limit": 101}, {"limit": "ten"}):
+        assert httpx.get(api + "/customers/5/recommendations", params=params).status_code == 422
+    assert httpx.get(api + "/customers/no-such-customer/recommendations").status_code == 404
+
+    # A customer who arrived after the batch: the live parameterized Cypher query answers.
+    cypher(
+        neo4j_driver,
+        "MATCH (p:Product {id: 1}) CREATE (:Customer {id: 777001})-[:VIEWED]->(p)"
+        " CREATE (:Customer {id: 777002})",
+    )
+    try:
+        live = httpx.get(api + "/customers/777001/recommendations", params={"limit": 3}).json()
+        assert (live["source"], len(live["items"]), live["items"][0]["cold_start"]) == (
+            "live",
+            3,
+            False,
+        )
+        cold = httpx.get(api + "/customers/777002/recommendations", params={"limit": 3}).json()
+        assert (cold["source"], cold["items"][0]["cold_start"]) == ("live", True)
+        assert cold["items"][0]["product"] == "1"  # the best seller
+    finally:
+        cypher(neo4j_driver, "MATCH (c:Customer) WHERE c.id IN [777001, 777002] DETACH DELETE c")
+
+    run_services("neo4j", "stop")
+    try:
+        down = httpx.get(api + "/health", timeout=30)
+        assert down.status_code == 503
+        assert down.json()["ok"] is False and list(down.json()["failed"]) == ["neo4j"]
+    finally:
+        run_services("neo4j", "start")
+    assert httpx.get(api + "/health", timeout=30).status_code == 200
+
+
+def test_the_api_answers_only_what_its_openapi_document_declares(
+    shop_settings: Settings, shop_run: RunSummary, recommended: RecommendRun, tmp_path: Path
+) -> None:
+    token = "fuzzing-token"
+    customers = [
+        str(c) for (c,) in shop_sql(shop_settings, "SELECT id FROM customers WHERE id % 250 = 1")
+    ]
+    with serving(shop_settings, BULK360_API_TOKEN=token) as url:
+        output = fuzz_api(
+            url,
+            tmp_path,
+            max_examples=40,
+            headers={"Authorization": f"Bearer {token}"},
+            customer_id=[*customers, "2999", "777003"],  # stored lists, a newcomer, unknown
+            run_id=[shop_run.run_id],
+        )
+    # Every operation was reached, the guarded ones with and without the token.
+    assert "Tested: 7" in output, output[-2000:]
+    assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
+
+
+def test_check_passes_then_names_a_cleared_graph(
+    api: str, shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver, tmp_path: Path
+) -> None:
+    healthy = bulk360_cli(shop_settings, shop_settings.import_dir, "check", "--api-url", api)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "deployment is healthy" in healthy.stdout
+    assert "FAIL" not in healthy.stdout
+
+    clear_database(neo4j_driver, shop_settings.neo4j_database, batch_size=10_000)
+    broken = bulk360_cli(shop_settings, shop_settings.import_dir, "check", "--api-url", api)
+    assert broken.returncode == 6
+    failed = [line for line in broken.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "graph counts" in failed[0], broken.stdout
+    assert "differ from the manifest" in broken.stdout
+    assert "1 check(s) failed: graph counts" in " ".join(broken.stderr.split())
