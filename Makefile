@@ -52,10 +52,11 @@ test: services lint
 demo: services
 	scripts/demo $(SAMPLE)
 
-## bench: the benchmark at SCALE (default 5), then both engines at scales 1 and SCALE; results in benchmarks/results/ (see benchmarks/README.md)
+## bench: the benchmark at SCALE (default 5), then both engines and follow at scales 1 and SCALE; results in benchmarks/results/ (see benchmarks/README.md)
 bench: services
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 	$(BIN)/python -m benchmarks.engines --scales 1,$(SCALE)
+	$(BIN)/python -m benchmarks.follow --scales 1,$(SCALE)
 
 ## bench-smoke: the same runner at a tiny scale, one repetition (the test suite runs it)
 bench-smoke: services

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,9 +70,15 @@ class _Run:
     """One run while its steps execute: its options, run row, folder, engine and loader."""
 
     def __init__(
-        self, settings: Settings, options: RunOptions, reporter: Reporter, resumed: Resumable | None
+        self,
+        settings: Settings,
+        options: RunOptions,
+        reporter: Reporter,
+        resumed: Resumable | None,
+        snapshots: Mapping[str, str] | None = None,
     ) -> None:
         self.settings, self.options, self.reporter = settings, options, reporter
+        self.snapshots = snapshots
         self.resumed = resumed.folder if resumed else None
         self._engine: Engine | None = None
         context = LoadContext(settings, options, reporter, self.note, self._graph_writer)
@@ -121,7 +127,7 @@ class _Run:
         if self._engine is None:
             spark = SparkOptions(self.options.spark_master, self.options.spark_conf)
             self._engine = start_engine(
-                self.settings, self.options.engine, self.options.workers, spark
+                self.settings, self.options.engine, self.options.workers, spark, self.snapshots
             )
         return self._engine
 
@@ -300,13 +306,19 @@ def _steps(state: _Run, resumed: Resumable | None) -> None:
         state.finish("succeeded")
 
 
-def run(settings: Settings, options: RunOptions, reporter: Reporter | None = None) -> RunSummary:
-    """Run the pipeline once; raises a :class:`Bulk360Error` after logging the run as failed."""
+def run(
+    settings: Settings,
+    options: RunOptions,
+    reporter: Reporter | None = None,
+    snapshots: Mapping[str, str] | None = None,
+) -> RunSummary:
+    """Run the pipeline once (``snapshots``: per source, the snapshot to read in; None: exported
+    now); raises a :class:`Bulk360Error` after logging the run as failed."""
     started = time.perf_counter()
     resumed = resumable(settings, options.resume_run) if options.resume else None
     if resumed is not None:
         options = options.resuming(resumed.row["mode"], resumed.row["options"] or {})
-    state = _Run(settings, options, reporter or SilentReporter(), resumed)
+    state = _Run(settings, options, reporter or SilentReporter(), resumed, snapshots)
     try:
         _steps(state, resumed)
     except Bulk360Error as exc:

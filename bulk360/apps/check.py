@@ -21,7 +21,7 @@ from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
 
-from bulk360.apps.verify import compare_counts, graph_manifest
+from bulk360.apps.verify import compare_counts, followed_since_built, graph_manifest
 from bulk360.control import Source, connect_control, load_config
 from bulk360.errors import Bulk360Error, ConfigError, one_line
 from bulk360.serve.health import neo4j_driver, neo4j_problem, postgres_problem
@@ -43,12 +43,18 @@ def _attempt(name: str, probe: Callable[[], str]) -> Check:
     """Run ``probe``; its text is the detail of a pass, its expected error of a failure."""
     try:
         return Check(name, True, probe())
+    except _Skipped as skipped:
+        return Check(name, None, f"skipped: {skipped}")
     except (Bulk360Error, psycopg.Error, Neo4jError, DriverError, OSError) as exc:
         return Check(name, False, one_line(exc))
 
 
 class _Failed(Bulk360Error):
     """A check that ran and found the deployment wrong (never leaves this module)."""
+
+
+class _Skipped(Exception):
+    """A check that does not apply (never leaves this module)."""
 
 
 def _control(settings: Settings) -> str:
@@ -96,6 +102,11 @@ def _last_run(settings: Settings) -> str:
 
 
 def _graph_counts(settings: Settings, driver: Driver) -> str:
+    session = followed_since_built(settings)
+    if session is not None:
+        raise _Skipped(
+            f"follow session {session} keeps the graph newer than any run's manifest (see follow)"
+        )
     manifest = graph_manifest(settings)
     checks = compare_counts(driver, settings.neo4j_database, manifest)
     wrong = [c for c in checks if not c.ok]
@@ -105,6 +116,18 @@ def _graph_counts(settings: Settings, driver: Driver) -> str:
         raise _Failed(f"{len(wrong)} count(s) differ from the manifest: {shown}{more}")
     total = sum(c.actual for c in checks)
     return f"{len(checks)} labels and types, {total:,} elements, as in {manifest}"
+
+
+def _follow(settings: Settings) -> str:
+    """Fails when a followed source lags beyond ``BULK360_FOLLOW_MAX_LAG`` seconds."""
+    from bulk360.serve.health import follow_problem
+
+    problem, detail = follow_problem(settings)
+    if problem:
+        raise _Failed(problem)
+    if detail is None:
+        raise _Skipped("no source is followed")
+    return detail
 
 
 def _api(url: str) -> str:
@@ -146,6 +169,7 @@ def run_checks(settings: Settings, api_url: str | None) -> list[Check]:
             checks.append(_attempt("neo4j", lambda: _neo4j(settings, driver)))
             checks.append(_attempt("last run", lambda: _last_run(settings)))
             checks.append(_attempt("graph counts", lambda: _graph_counts(settings, driver)))
+    checks.append(_attempt("follow", lambda: _follow(settings)))
     if api_url:
         checks.append(_attempt("api", lambda: _api(api_url)))
     else:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from neo4j import Driver
 
-from bulk360.control.history import graph_run
+from bulk360.control.history import follow_sessions_since, graph_run
 from bulk360.errors import ConfigError, IntegrityError
 from bulk360.load.cypher import graph_counts
 from bulk360.package.manifest import Manifest
 from bulk360.package.paths import CURRENT_LINK, MANIFEST_FILE
 from bulk360.settings import Settings
 
-__all__ = ["CountCheck", "compare_counts", "graph_manifest"]
+__all__ = ["CountCheck", "compare_counts", "followed_since_built", "graph_manifest"]
 
 
 def graph_manifest(settings: Settings) -> Path:
@@ -30,6 +30,14 @@ def graph_manifest(settings: Settings) -> Path:
         if manifest.exists():
             return manifest
     return settings.import_dir / CURRENT_LINK / MANIFEST_FILE
+
+
+def followed_since_built(settings: Settings) -> int | None:
+    """The newest follow session that wrote into the graph after the run that built it: the
+    graph is then newer than that run's manifest (None: it is not)."""
+    built = graph_run(settings)
+    found = follow_sessions_since(settings, built["run_id"] if built else 0)
+    return found[-1] if found else None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ __all__ = [
     "Resumable",
     "failed_since",
     "find_run",
+    "follow_sessions_since",
     "graph_run",
     "list_runs",
     "resumable",
@@ -60,6 +61,18 @@ def failed_since(settings: Settings, run_id: int, mode: str) -> list[int]:
             "SELECT run_id FROM etl_run_logs WHERE status = 'failed' AND mode = %s"
             " AND run_id > %s ORDER BY run_id",
             [mode, run_id],
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def follow_sessions_since(settings: Settings, run_id: int) -> list[int]:
+    """The follow sessions newer than ``run_id`` that may have written into the graph (every
+    one but those that failed before applying anything)."""
+    with connect_control(settings) as conn:
+        rows = conn.execute(
+            "SELECT run_id FROM etl_run_logs WHERE mode = 'follow' AND run_id > %s"
+            " AND NOT (status = 'failed' AND coalesce(rows_read, 0) = 0) ORDER BY run_id",
+            [run_id],
         ).fetchall()
     return [row[0] for row in rows]
 

@@ -18,12 +18,12 @@ from bulk360.errors import ConfigError
 from bulk360.package.paths import FAILURE_FILE, work_dir_of
 from bulk360.settings import Settings
 
-__all__ = ["RunLog", "keep_failure", "reconcile"]
+__all__ = ["RUN_LOCK", "RunLog", "keep_failure", "reconcile"]
 
 
-# Advisory-lock namespace of running runs: a run holds (_RUN_LOCK, run_id) for as long as it
+# Advisory-lock namespace of running runs: a run holds (RUN_LOCK, run_id) for as long as it
 # works, so that a later run can tell a run that died (lock free) from one still working.
-_RUN_LOCK = 360360
+RUN_LOCK = 360360
 
 _STOPPED = (
     "the run stopped without finishing: its process ended (killed, or the machine stopped) "
@@ -66,7 +66,7 @@ class RunLog:
                 assert inserted is not None
                 self.run_id: int = inserted[0]
                 # Taken before the row is visible, so no other run ever sees it unlocked.
-                self._lock.execute("SELECT pg_advisory_lock(%s, %s)", [_RUN_LOCK, self.run_id])
+                self._lock.execute("SELECT pg_advisory_lock(%s, %s)", [RUN_LOCK, self.run_id])
         except BaseException:
             self._lock.close()
             raise
@@ -155,6 +155,19 @@ class RunLog:
             [status, error, *values.values(), self.run_id],
         )
 
+    def hold(self) -> None:
+        """Take the run's lock again when its connection broke (the control database
+        restarted): a long session stays visible as running, never reconciled as gone."""
+        if not (self._lock.closed or self._lock.broken):
+            return
+        self._lock = psycopg.connect(**self._settings.control_conninfo(), autocommit=True)
+        self._lock.execute("SELECT pg_advisory_lock(%s, %s)", [RUN_LOCK, self.run_id])
+        self._write(
+            "UPDATE etl_run_logs SET status = 'running', finished_at = NULL, error_text = NULL"
+            " WHERE run_id = %s AND status = 'failed'",
+            [self.run_id],
+        )
+
     def close(self) -> None:
         """Release the run's lock (closing its connection)."""
         self._lock.close()
@@ -173,7 +186,7 @@ def reconcile(conn: psycopg.Connection[Any]) -> list[int]:
     for run_id, import_dir in stale:
         with conn.transaction():
             row = conn.execute(
-                "SELECT pg_try_advisory_xact_lock(%s, %s)", [_RUN_LOCK, run_id]
+                "SELECT pg_try_advisory_xact_lock(%s, %s)", [RUN_LOCK, run_id]
             ).fetchone()
             if not (row and row[0]):
                 continue  # still running

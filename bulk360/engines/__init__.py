@@ -20,7 +20,7 @@ To add an engine: a folder here with a class of this interface, and an entry in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,13 +73,20 @@ class SparkOptions:
 
 
 def start_engine(
-    settings: Settings, name: str, workers: int, spark: SparkOptions | None = None
+    settings: Settings,
+    name: str,
+    workers: int,
+    spark: SparkOptions | None = None,
+    snapshots: Mapping[str, str] | None = None,
 ) -> Engine:
-    """The engine called ``name`` (one of :data:`ENGINES`), ready to run."""
+    """The engine called ``name`` (one of :data:`ENGINES`), ready to run.
+
+    ``snapshots``: per source, an exported snapshot to read in (a replication slot's, when
+    follow starts); None: the engine exports one per source itself."""
     if name == "spark":
         from bulk360.engines.spark import SparkEngine  # pyspark is an optional extra
 
-        return SparkEngine(settings, spark or SparkOptions())
+        return SparkEngine(settings, spark or SparkOptions(), snapshots)
     from bulk360.engines.local import LocalEngine
 
-    return LocalEngine(settings, workers)
+    return LocalEngine(settings, workers, snapshots)

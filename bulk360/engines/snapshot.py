@@ -6,7 +6,7 @@ values Neo4j cannot hold as they are (:meth:`bulk360.plan.TablePlan.audit_sql`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,8 +33,14 @@ def snapshot_connection(
 
 
 @contextmanager
-def exported_snapshots(settings: Settings, sources: Iterable[Source]) -> Iterator[dict[str, str]]:
-    """One exported snapshot per source (by name), held open until the block ends."""
+def exported_snapshots(
+    settings: Settings, sources: Iterable[Source], given: Mapping[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """One exported snapshot per source (by name), held open until the block ends; ``given``:
+    the snapshots to use instead (held by their exporter, e.g. a replication slot's session)."""
+    if given is not None:
+        yield {source.name: given[source.name] for source in sources}
+        return
     with ExitStack() as stack:
         snapshots: dict[str, str] = {}
         for source in sources:

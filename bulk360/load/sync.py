@@ -28,7 +28,7 @@ from typing import ClassVar
 
 from neo4j import Driver
 
-from bulk360.control.history import failed_since, graph_run
+from bulk360.control.history import failed_since, follow_sessions_since, graph_run
 from bulk360.errors import IntegrityError, TargetError
 from bulk360.load import LoadContext, LoadResult, Server
 from bulk360.load.bolt import BoltLoader
@@ -167,6 +167,13 @@ def find_baseline(settings: Settings, driver: Driver, note: Callable[[str], None
         note(
             f"sync run {failed[-1]} failed after run {run_id}: the graph may hold part of it, "
             "and this sync completes it"
+        )
+        return Baseline(run_id, package)
+    followed = follow_sessions_since(settings, run_id)
+    if followed:
+        note(
+            f"follow session {followed[-1]} applied changes after run {run_id}: the graph is "
+            "newer than that run, and this sync makes it the sources' as they are now"
         )
         return Baseline(run_id, package)
     expected = package.manifest.expected_counts()

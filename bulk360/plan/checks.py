@@ -107,7 +107,12 @@ class TableChecks:
             override.neo4j_type if override else None,
         )
         return ColumnPlan(
-            column.name, column.typname, kind.neo4j_type, kind.select(column.name), kind.audits
+            column.name,
+            column.typname,
+            kind.neo4j_type,
+            kind.select(column.name),
+            kind.audits,
+            kind.expression(column.name),
         )
 
     def table_plan(

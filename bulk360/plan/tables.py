@@ -26,6 +26,8 @@ class ColumnPlan:
     select: sql.Composable
     audits: tuple[ValueAudit, ...] = ()
     """What the reader counts about values of this column that Neo4j cannot hold as they are."""
+    expression: sql.Composable | None = None
+    """:attr:`select` without its name (the follower formats the stream's values with it)."""
 
     @property
     def header(self) -> str:

@@ -146,10 +146,13 @@ class PropertyType:
     select_template: str
     audits: tuple[ValueAudit, ...] = ()
 
+    def expression(self, column: str) -> sql.Composable:
+        """The SQL expression that formats ``column``'s value."""
+        return sql.SQL(self.select_template.format(c=sql.Identifier(column).as_string(None)))
+
     def select(self, column: str) -> sql.Composable:
         """The SELECT expression for ``column``, named after the column."""
-        expression = self.select_template.format(c=sql.Identifier(column).as_string(None))
-        return sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
+        return sql.SQL("{} AS {}").format(self.expression(column), sql.Identifier(column))
 
 
 def _numeric(precision: int | None, scale: int | None) -> str:

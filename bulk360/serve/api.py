@@ -34,7 +34,7 @@ from bulk360.apps.recommend import STRATEGIES, RecommendOptions
 from bulk360.control import connect_control, list_runs, show_run
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
 from bulk360.graph import quoted
-from bulk360.serve.health import neo4j_driver, neo4j_problem, postgres_problem
+from bulk360.serve.health import follow_problem, neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.settings import Settings
 
 __all__ = ["create_app"]
@@ -58,7 +58,7 @@ class Healthy(BaseModel):
 class Unhealthy(BaseModel):
     ok: Literal[False]
     failed: dict[str, str]
-    """``postgres`` and/or ``neo4j``, each with one line saying why."""
+    """``postgres``, ``neo4j`` and (``/health`` only) ``follow``, each with one line saying why."""
 
 
 class ErrorBody(BaseModel):
@@ -289,14 +289,7 @@ def _health_routes(app: FastAPI, settings: Settings, graph: dict[str, Driver]) -
         503: {"model": Unhealthy, "description": "which dependency does not answer, and why"}
     }
 
-    @app.get("/health", response_model=Healthy, responses=ready_responses)
-    @app.get(
-        "/health/ready",
-        response_model=Healthy,
-        responses=ready_responses,
-        summary="The control database and the Neo4j database answer a query",
-    )
-    def ready() -> Any:
+    def problems() -> dict[str, str]:
         failed: dict[str, str] = {}
         postgres = postgres_problem(settings)
         if postgres:
@@ -304,9 +297,35 @@ def _health_routes(app: FastAPI, settings: Settings, graph: dict[str, Driver]) -
         neo4j = neo4j_problem(graph["driver"], settings)
         if neo4j:
             failed["neo4j"] = neo4j
+        return failed
+
+    def answer(failed: dict[str, str]) -> Any:
         if failed:
             return JSONResponse({"ok": False, "failed": failed}, status_code=503)
         return {"ok": True}
+
+    @app.get(
+        "/health",
+        response_model=Healthy,
+        responses=ready_responses,
+        summary="The control database and the Neo4j database answer, and following keeps up",
+    )
+    def health() -> Any:
+        failed = problems()
+        if "postgres" not in failed:
+            following, _ = follow_problem(settings)
+            if following:
+                failed["follow"] = following
+        return answer(failed)
+
+    @app.get(
+        "/health/ready",
+        response_model=Healthy,
+        responses=ready_responses,
+        summary="The control database and the Neo4j database answer a query",
+    )
+    def ready() -> Any:
+        return answer(problems())
 
 
 def _history_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:

@@ -85,6 +85,32 @@ def neo4j_problem(driver: Driver, settings: Settings, timeout: float = PROBE_SEC
     return None
 
 
+def follow_problem(settings: Settings) -> tuple[str | None, str | None]:
+    """Whether a followed source lags beyond ``BULK360_FOLLOW_MAX_LAG`` seconds (default 300;
+    a stopped follower's lag grows until it does): (the problem, else None; what is fine, None
+    when no source is followed)."""
+    from bulk360.follow import follow_status
+
+    try:
+        found = follow_status(settings)
+    except (Bulk360Error, psycopg.Error) as exc:
+        return f"follow status unknown: {one_line(exc)}", None
+    if not found:
+        return None, None
+    limit = float(settings.secret("BULK360_FOLLOW_MAX_LAG") or 300)
+    behind = [s for s in found if s.lag_seconds is None or s.lag_seconds > limit]
+    if behind:
+        shown = ", ".join(
+            f"source '{s.slot.source}' {s.lag_seconds or 0:.0f} s"
+            f" ({'follower running' if s.running else 'no follower running'})"
+            for s in behind
+        )
+        return f"following lags beyond {limit:.0f} s (BULK360_FOLLOW_MAX_LAG): {shown}", None
+    worst = max(s.lag_seconds or 0 for s in found)
+    running = "running" if all(s.running for s in found) else "stopped"
+    return None, f"{len(found)} source(s) followed (follower {running}), lag at most {worst:.1f} s"
+
+
 def _status(driver: Driver, database: str) -> str:
     """A database's state as the system database reports it, e.g. ``offline (Unable to start)``.
 

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 from neo4j import Driver
 
-__all__ = ["IN_CI", "ROOT", "command_lines", "cypher", "run_services", "service_missing"]
+__all__ = [
+    "IN_CI",
+    "ROOT",
+    "command_lines",
+    "cypher",
+    "run_services",
+    "service_missing",
+    "superuser_sql",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -58,3 +66,10 @@ def cypher(driver: Driver, query: str, **parameters: Any) -> list[dict[str, Any]
     """
     records, _, _ = driver.execute_query(query, parameters, bookmark_manager_=None)
     return [record.data() for record in records]
+
+
+def superuser_sql(statement: str) -> None:
+    """Run ``statement`` as PostgreSQL's superuser on the cluster ``scripts/services`` runs (for
+    what bulk360's own role may not do, such as taking a role's REPLICATION away)."""
+    result = run_services("postgres", "sql", statement)
+    assert "ERROR" not in result.stderr, result.stderr

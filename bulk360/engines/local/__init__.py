@@ -5,6 +5,7 @@ so one machine's RAM bounds the size of a run; see :mod:`bulk360.engines.spark` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from bulk360.engines import Progress
@@ -20,9 +21,12 @@ __all__ = ["LocalEngine"]
 
 
 class LocalEngine:
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(
+        self, settings: Settings, workers: int, snapshots: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.workers = max(1, workers)
+        self.snapshots = snapshots
 
     def extract(self, plan: Plan, paths: RunPaths, progress: Progress) -> list[ExtractResult]:
         extractor = Extractor(
@@ -32,6 +36,7 @@ class LocalEngine:
             self.workers,
             progress,
             needed_columns(plan),
+            self.snapshots,
         )
         return extractor.run()
 

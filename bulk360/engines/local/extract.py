@@ -188,8 +188,10 @@ class Extractor:
         workers: int,
         on_progress: Callable[[TablePlan, int], None] | None = None,
         needed: Mapping[str, list[str]] | None = None,
+        snapshots: Mapping[str, str] | None = None,
     ) -> None:
         self._needed = needed or {}
+        self._snapshots = snapshots
         self._settings = settings
         self._plan = plan
         self._path_of = path_of
@@ -275,6 +277,7 @@ class Extractor:
             exported_snapshots(
                 self._settings,
                 [self._plan.source(s) for s in {t.source for t in self._plan.tables}],
+                self._snapshots,
             ) as snapshots,
             ThreadPoolExecutor(self._workers) as sinks,
             ThreadPoolExecutor(self._workers) as pool,

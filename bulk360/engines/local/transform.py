@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +28,7 @@ from bulk360.plan.rules import MappingLedger, Role, SideCounts, counted_sides, d
 __all__ = [
     "build_relationship",
     "check_nodes",
+    "joined",
     "needed_columns",
 ]
 
@@ -97,14 +99,18 @@ def _counted(queries: list[pl.LazyFrame]) -> list[SideCounts]:
     return [SideCounts(*counts[i : i + 3]) for i in range(0, len(counts), 3)]
 
 
+def _direct_keys(plan: RelationshipPlan) -> dict[Role, list[str]]:
+    return {
+        "from": [f"from|{f}" for f, _ in plan.from_to_keys],
+        "to": [f"to|{t}" for _, t in plan.from_to_keys],
+    }
+
+
 def _direct(
     plan: RelationshipPlan, sides: Mapping[Role, pl.LazyFrame]
 ) -> tuple[pl.LazyFrame, Role, dict[Role, SideCounts]]:
     """A direct mapping: the joined rows, the driving side and the counted sides' counts."""
-    keys: dict[Role, list[str]] = {
-        "from": [f"from|{f}" for f, _ in plan.from_to_keys],
-        "to": [f"to|{t}" for _, t in plan.from_to_keys],
-    }
+    keys = _direct_keys(plan)
     joined = sides["from"].join(sides["to"], left_on=keys["from"], right_on=keys["to"])
     from_unique = _is_unique(sides["from"], keys["from"])
     to_unique = _is_unique(sides["to"], keys["to"])
@@ -119,35 +125,88 @@ def _direct(
     return joined, driving_side(from_unique, to_unique), counts
 
 
+@dataclass(frozen=True)
+class _LinkKeys:
+    """The renamed key columns of a mapping through a link table."""
+
+    from_keys: list[str]
+    link_from: list[str]
+    link_to: list[str]
+    to_keys: list[str]
+    extra_from: list[str]
+    """From-to pairs that narrow the link's matches (a term between the two ends)."""
+    extra_to: list[str]
+
+    @classmethod
+    def of(cls, plan: RelationshipPlan) -> _LinkKeys:
+        return cls(
+            [f"from|{f}" for f, _ in plan.from_link_keys],
+            [f"link|{k}" for _, k in plan.from_link_keys],
+            [f"link|{k}" for k, _ in plan.link_to_keys],
+            [f"to|{t}" for _, t in plan.link_to_keys],
+            [f"from|{f}" for f, _ in plan.from_to_keys],
+            [f"to|{t}" for _, t in plan.from_to_keys],
+        )
+
+    def join(self, link: pl.LazyFrame, sides: Mapping[Role, pl.LazyFrame]) -> pl.LazyFrame:
+        """Each link row with every from row and to row it names (rule 3)."""
+        return link.join(sides["from"], left_on=self.link_from, right_on=self.from_keys).join(
+            sides["to"],
+            left_on=[*self.link_to, *self.extra_from],
+            right_on=[*self.to_keys, *self.extra_to],
+        )
+
+
 def _through_link(
     plan: RelationshipPlan, sides: Mapping[Role, pl.LazyFrame]
 ) -> tuple[pl.LazyFrame, SideCounts]:
     """A mapping through a link table: the joined rows and the link side's counts."""
-    from_keys = [f"from|{f}" for f, _ in plan.from_link_keys]
-    link_from = [f"link|{k}" for _, k in plan.from_link_keys]
-    link_to = [f"link|{k}" for k, _ in plan.link_to_keys]
-    to_keys = [f"to|{t}" for _, t in plan.link_to_keys]
-    extra_from = [f"from|{f}" for f, _ in plan.from_to_keys]
-    extra_to = [f"to|{t}" for _, t in plan.from_to_keys]
-    referring = sides["link"].drop_nulls([*link_from, *link_to])
-    if not extra_from:
-        joined = referring.join(sides["from"], left_on=link_from, right_on=from_keys).join(
-            sides["to"], left_on=link_to, right_on=to_keys
-        )
+    keys = _LinkKeys.of(plan)
+    referring = sides["link"].drop_nulls([*keys.link_from, *keys.link_to])
+    if not keys.extra_from:
+        joined = keys.join(referring, sides)
         # A link row relates something when both its ends exist: two semi-joins, no join.
         matched = referring.join(
-            sides["from"], left_on=link_from, right_on=from_keys, how="semi"
-        ).join(sides["to"].select(to_keys), left_on=link_to, right_on=to_keys, how="semi")
+            sides["from"], left_on=keys.link_from, right_on=keys.from_keys, how="semi"
+        ).join(
+            sides["to"].select(keys.to_keys),
+            left_on=keys.link_to,
+            right_on=keys.to_keys,
+            how="semi",
+        )
         (counts,) = _counted([sides["link"], referring, matched])
         return joined, counts
     # A term between the two ends: which link rows relate anything shows only in the join.
     numbered = referring.with_row_index("link|row")
-    joined = numbered.join(sides["from"], left_on=link_from, right_on=from_keys).join(
-        sides["to"], left_on=[*link_to, *extra_from], right_on=[*to_keys, *extra_to]
-    )
+    joined = keys.join(numbered, sides)
     matched = numbered.join(joined.select("link|row").unique(), on="link|row", how="semi")
     (counts,) = _counted([sides["link"], numbered, matched])
     return joined.drop("link|row"), counts
+
+
+def _relationships(plan: RelationshipPlan, joined: pl.LazyFrame) -> pl.LazyFrame:
+    """``:START_ID``, ``:END_ID`` and the property headers of joined rows."""
+    return joined.select(
+        pl.col(f"from|{plan.from_table.id_header}").alias(":START_ID"),
+        pl.col(f"to|{plan.to_table.id_header}").alias(":END_ID"),
+        *[pl.col(f"{role}|{header}").alias(header) for role, header in plan.properties],
+    )
+
+
+def joined(plan: RelationshipPlan, frames: Mapping[Role, pl.DataFrame]) -> pl.LazyFrame:
+    """The relationships of ``plan`` between the given rows of each side (its rules 1 to 3),
+    without counting anything: ``:START_ID``, ``:END_ID`` and the property headers.
+
+    ``frames`` holds each side's rows by role (a self-join's two sides may differ): the
+    follower joins the rows a change touched against the rest of the state this way."""
+    sides = {role: _side(frames[role], role, plan) for role in plan.roles}
+    if plan.link_table is None:
+        keys = _direct_keys(plan)
+        rows = sides["from"].join(sides["to"], left_on=keys["from"], right_on=keys["to"])
+    else:
+        link = _LinkKeys.of(plan)
+        rows = link.join(sides["link"].drop_nulls([*link.link_from, *link.link_to]), sides)
+    return _relationships(plan, rows)
 
 
 def build_relationship(
@@ -158,16 +217,11 @@ def build_relationship(
     started = time.perf_counter()
     sides = {role: _side(frames[plan.table(role).name], role, plan) for role in plan.roles}
     if plan.link_table is None:
-        joined, driving, counts = _direct(plan, sides)
+        rows, driving, counts = _direct(plan, sides)
     else:
-        joined, link = _through_link(plan, sides)
+        rows, link = _through_link(plan, sides)
         driving, counts = "link", {"link": link}
-    columns = [
-        pl.col(f"from|{plan.from_table.id_header}").alias(":START_ID"),
-        pl.col(f"to|{plan.to_table.id_header}").alias(":END_ID"),
-        *[pl.col(f"{role}|{header}").alias(header) for role, header in plan.properties],
-    ]
-    frame = joined.select(columns).collect()
+    frame = _relationships(plan, rows).collect()
     frame.write_csv(out)
     texts = [h for _, h in plan.properties if h.endswith((":string", ":string[]"))]
     multiline = bool(texts) and bool(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any
 
@@ -44,8 +45,11 @@ _ROW_BITS = 33  # monotonically_increasing_id(): partition index << 33 | row in 
 
 
 class SparkEngine:
-    def __init__(self, settings: Settings, options: SparkOptions) -> None:
+    def __init__(
+        self, settings: Settings, options: SparkOptions, snapshots: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
+        self.snapshots = snapshots
         self.spark = spark_session(settings, options.master, parse_conf(options.conf))
         self._stack = ExitStack()
         self._tables: dict[str, TablePlan] = {}
@@ -58,7 +62,9 @@ class SparkEngine:
 
     def extract(self, plan: Plan, paths: RunPaths, progress: Progress) -> list[ExtractResult]:
         sources = [plan.source(name) for name in dict.fromkeys(t.source for t in plan.tables)]
-        found = self._stack.enter_context(exported_snapshots(self.settings, sources))
+        found = self._stack.enter_context(
+            exported_snapshots(self.settings, sources, self.snapshots)
+        )
         readers = {s.name: Reader(self.spark, self.settings, s, found[s.name]) for s in sources}
         for source in sources:
             self.probe(readers[source.name], source)

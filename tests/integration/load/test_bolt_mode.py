@@ -25,7 +25,7 @@ from tests.helpers.cli import bulk360_cli, cli_env
 from tests.helpers.databases import EDGE_VALUE_CHANGES
 from tests.helpers.neo4j import stop_neo4j_while_writing
 from tests.helpers.services import cypher
-from tests.helpers.snapshots import EMPTY_LIST, Snapshot
+from tests.helpers.snapshots import Snapshot, empty_list
 
 
 def answers(settings: Settings, driver: Driver) -> dict[str, Any]:
@@ -68,10 +68,7 @@ def test_bolt_graph_equals_the_admin_graph_element_by_element(both_graphs: BothG
     assert admin.differences(bolt.without_empty_arrays()) == []
     assert admin == bolt.without_empty_arrays()
     empty = [
-        (labels, name)
-        for labels, props in bolt.nodes
-        for name, value in props
-        if value == EMPTY_LIST
+        (labels, name) for labels, props in bolt.nodes for name, value in props if empty_list(value)
     ]
     assert sorted(empty) == [(("EdgeValue",), "grid"), (("EdgeValue",), "tags")]
 

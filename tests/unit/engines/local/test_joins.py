@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from bulk360.control.config import RelationshipMapping
-from bulk360.engines.local.transform import build_relationship
+from bulk360.engines.local.transform import build_relationship, joined
 from bulk360.plan.rules import (
     MappingLedger,
     RelationshipPlan,
@@ -199,6 +199,10 @@ def test_the_local_joins_follow_the_rules(case: Case) -> None:
         written = pl.read_csv(out, infer_schema=False)
     relationships, ledger, orphans = reference(case)
     assert Counter(tuple(row) for row in written.rows()) == relationships
+    # The same rows from the joins alone, each side's rows given by role (the follower's use).
+    sides = {role: frames(case)[case.plan.table(role).name] for role in case.plan.roles}
+    alone = joined(case.plan, sides).collect().cast(pl.String)
+    assert Counter(tuple(row) for row in alone.rows()) == relationships
     assert result.rows == sum(relationships.values())
     assert result.ledger == ledger
     assert dict(result.orphans) == orphans

@@ -1,0 +1,237 @@
+"""Following the sources: PostgreSQL's change stream applied to Neo4j as it happens, joins
+included, no Kafka (``bulk360 follow``).
+
+Three stages, with follow's state between them recorded after each window:
+
+1. **receive** (:mod:`.source`, :mod:`.pgoutput`): per source a publication over exactly the
+   mapped tables and the columns the plan reads, and a ``pgoutput`` slot; whole transactions in
+   commit order, up to a position;
+2. **reduce** (:mod:`.changes`): a window of transactions, bounded in rows and time, to the net
+   effect per row;
+3. **apply** (:mod:`.apply`): the window's nodes and relationships written over Bolt, the joins
+   run by the local engine against the state (:mod:`.state`) of the key and join columns.
+
+The slot is advanced only after Neo4j committed the window and the state recorded it; what is
+applied is idempotent, so a follower killed at any moment replays at most one window and
+converges. The first start creates the slots with exported snapshots and makes the graph from
+exactly those snapshots (bolt mode, or sync's comparison when a run built the graph), and reads
+the state in them, so that each stream starts where its snapshot ends (:mod:`.follower`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bulk360 import __version__
+from bulk360.control.config import load_config
+from bulk360.control.database import connect_control
+from bulk360.control.follow import follow_rows, forget_sources
+from bulk360.control.runlog import RUN_LOCK, RunLog
+from bulk360.errors import Bulk360Error, ConfigError, Interrupted, TargetError
+from bulk360.follow.follower import Follower, FollowOptions, FollowSummary, state_folder
+from bulk360.follow.source import ChangeSource, SlotStatus, slot_status
+from bulk360.follow.state import FollowState
+from bulk360.options import Reporter, SilentReporter
+from bulk360.plan import prepare_plan
+from bulk360.settings import Settings
+
+__all__ = [
+    "FollowOptions",
+    "FollowStatus",
+    "FollowSummary",
+    "follow",
+    "follow_status",
+    "stop_following",
+]
+
+
+def _instance(settings: Settings) -> str:
+    """This control database's identity; a one-line error when its schema predates follow."""
+    with connect_control(settings) as conn:
+        row = conn.execute("SELECT instance_id::text FROM control_instance").fetchone()
+        migrated = conn.execute(
+            "SELECT 1 FROM schema_migrations WHERE version = '006_follow'"
+        ).fetchone()
+    if migrated is None:
+        raise ConfigError(
+            f"the control database {settings.etl_db_name} has a schema older than this bulk360: "
+            "run `bulk360 init` (it migrates the schema)"
+        )
+    assert row is not None
+    return str(row[0])
+
+
+def follow(
+    settings: Settings,
+    options: FollowOptions,
+    reporter: Reporter | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> FollowSummary:
+    """Follow every active source until ``stopping()`` says so (or, with ``options.once``,
+    until each reached its position at the start); a row in ``etl_run_logs`` (mode ``follow``)
+    with what it changed per label and mapping. Every requirement of every source is checked
+    before anything is created."""
+    reporter = reporter or SilentReporter()
+    started = time.perf_counter()
+    instance = _instance(settings)
+    running = _follower(settings)
+    if running is not None:
+        raise ConfigError(
+            f"follow session {running['run_id']} is running (pid {running.get('pid')} on "
+            f"{running.get('host')}): one follower per control database; bulk360 follow stop "
+            "stops it"
+        )
+    follower = Follower(settings, options, reporter, stopping)
+    known = follower.prepare(instance)
+    recorded = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "once": options.once,
+        "max_lag": options.max_lag,
+        "max_rows": options.max_rows,
+        "workers": options.workers,
+        "batch_size": options.batch_size,
+        "neo4j_database": settings.neo4j_database,
+    }
+    log = RunLog(settings, "follow", recorded, __version__)
+    summary = FollowSummary(log.run_id, "state" if known else "snapshot")
+    try:
+        if not known:
+            reporter.note("creating the publications and slots, exporting their snapshots")
+            follower.start(instance)
+        follower.stream(log, summary)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        mappings = {r.name: r for r in follower.plan.relationships}
+        for name, counts in summary.applied.counts().items():
+            rel = mappings.get(name)
+            where = (
+                {"label": name}
+                if rel is None
+                else {
+                    "relationship_type": rel.relationship_type,
+                    "mapping_id": rel.mapping.mapping_id,
+                    "label": f"{rel.from_table.label}->{rel.to_table.label}",
+                }
+            )
+            log.table(
+                object_kind="node" if rel is None else "relationship",
+                **where,
+                status="succeeded",
+                rows_processed=sum(counts.values()),
+                rows_written=counts["inserted"] + counts["updated"],
+                rows_inserted=counts["inserted"],
+                rows_updated=counts["updated"],
+                rows_deleted=counts["deleted"],
+            )
+        log.finish("succeeded", rows_read=summary.changes)
+    except (Bulk360Error, Interrupted, KeyboardInterrupt) as exc:
+        text = (
+            str(exc)
+            if isinstance(exc, Bulk360Error)
+            else f"interrupted ({exc.args[0] if exc.args else 'SIGINT'})"
+        )
+        log.finish("failed", error=text, rows_read=summary.changes)
+        raise
+    finally:
+        log.close()
+    return summary
+
+
+@dataclass(frozen=True)
+class FollowStatus:
+    """One followed source as ``bulk360 follow status`` shows it."""
+
+    slot: SlotStatus
+    applied_commit_at: datetime | None
+    lag_seconds: float | None
+    """How long the source has had changes the graph may not hold: since the follower last
+    found nothing left to apply (None: never)."""
+    running: bool
+
+
+def follow_status(settings: Settings) -> list[FollowStatus]:
+    """Per followed source: its slot's position, lag and retained WAL (the control rows and one
+    query per source: cheap enough for every ``/health``)."""
+    rows = follow_rows(settings)
+    if not rows:
+        return []
+    config = load_config(settings)
+    running = _follower_running(settings)
+    now = datetime.now(UTC)
+    found = []
+    for row in rows:
+        source = config.source(row.source)
+        if source is None:  # made inactive since: its slot still keeps WAL
+            slot = SlotStatus(row.source, row.slot, None, "-", None, None, "source inactive", False)
+        else:
+            with source.connect(settings, autocommit=True) as conn:
+                slot = slot_status(conn, row.source, row.slot)
+        lag = (now - row.caught_up_at).total_seconds() if row.caught_up_at else None
+        found.append(FollowStatus(slot, row.applied_commit_at, lag, running))
+    return found
+
+
+def _follower(settings: Settings) -> dict[str, Any] | None:
+    """The follow session that runs now (its run row running and its lock held): its run id and
+    recorded options (``pid``, ``host``)."""
+    with connect_control(settings) as conn:
+        row = conn.execute(
+            "SELECT r.run_id, r.options FROM etl_run_logs r WHERE r.mode = 'follow'"
+            " AND r.status = 'running' AND EXISTS (SELECT FROM pg_locks l WHERE"
+            " l.locktype = 'advisory' AND l.classid = %s AND l.objid = r.run_id AND l.granted)"
+            " ORDER BY r.run_id DESC LIMIT 1",
+            [RUN_LOCK],
+        ).fetchone()
+    return {"run_id": row[0], **(row[1] or {})} if row else None
+
+
+def _follower_running(settings: Settings) -> bool:
+    return _follower(settings) is not None
+
+
+def stop_following(settings: Settings, drop: bool, wait: float = 120.0) -> list[str]:
+    """``bulk360 follow stop``: the running follower (if any) is asked to stop after its
+    window (SIGTERM) and waited for; with ``drop``, the slots and publications are removed (the
+    sources keep no more WAL for bulk360) and follow's state is forgotten. What was done."""
+    done = []
+    running = _follower(settings)
+    if running is not None:
+        if running.get("host") != socket.gethostname() or not running.get("pid"):
+            raise ConfigError(
+                f"follow session {running['run_id']} runs on {running.get('host', 'another host')}: "
+                "stop it there (Ctrl-C or SIGTERM)"
+            )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(running["pid"]), signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while _follower_running(settings):
+            if time.monotonic() > deadline:
+                raise TargetError(
+                    f"follow session {running['run_id']} (pid {running['pid']}) did not stop "
+                    f"within {wait:.0f} s"
+                )
+            time.sleep(0.2)
+        done.append(f"follow session {running['run_id']} stopped after its last window")
+    if not drop:
+        return done or ["no follower was running"]
+    instance = _instance(settings)
+    plan = prepare_plan(settings)
+    for source in plan.sources:
+        tables = [t for t in plan.tables if t.source == source.name]
+        change = ChangeSource(settings, source, tables, instance)
+        with change.connect() as conn:
+            done += [f"source '{source.name}': {what} dropped" for what in change.drop(conn)]
+    folder = state_folder(settings, instance)
+    if FollowState.exists(folder) or folder.exists():
+        FollowState(folder, "").remove()
+        done.append(f"follow's state in {folder} removed")
+    forget_sources(settings)
+    return done
