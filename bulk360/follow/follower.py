@@ -85,9 +85,6 @@ class FollowSummary:
     """Seconds from each window's last commit to its checkpoint."""
     seconds: float = 0.0
     began: float = field(default_factory=time.perf_counter)
-    targets: dict[str, str] = field(default_factory=dict)
-    """With ``once``: each source's position when the stream began (where it stops)."""
-    windows_at_loss: int = -1
 
 
 def plan_fingerprint(plan: Plan) -> str:
@@ -158,6 +155,8 @@ class Follower:
         self.sources: list[_Source] = []
         self.state: FollowState | None = None
         self.constrained = False
+        self.targets: dict[str, str] = {}
+        """With ``once``: each source's position when the stream began (where it stops)."""
         """The key constraints that every MATCH of a window relies on exist (a graph that
         admin mode built has none)."""
 
@@ -316,15 +315,16 @@ class Follower:
         is opened again for up to ``retry_seconds``: what was applied but not confirmed is
         applied again, which changes nothing. ``once`` stops at once instead."""
         lost_since: float | None = None
+        windows_at_loss = -1
         while True:
             try:
                 self._stream(log, summary)
                 return
             except _ConnectionLost as exc:
                 now = time.monotonic()
-                if summary.windows_at_loss != summary.windows or lost_since is None:
-                    lost_since = now
-                summary.windows_at_loss = summary.windows
+                if windows_at_loss != summary.windows or lost_since is None:
+                    lost_since = now  # a loss after progress starts the clock again
+                windows_at_loss = summary.windows
                 if self.options.once or now - lost_since > self.options.retry_seconds:
                     raise SourceError(f"{exc}; {_AGAIN}") from None
                 self.reporter.note(f"{exc}; connecting again")
@@ -353,9 +353,9 @@ class Follower:
             for s in self.sources:
                 with _lost(f"source '{s.change.source.name}'"):
                     conns[s.change.source.name] = stack.enter_context(s.change.connect())
-            if not summary.targets:
+            if not self.targets:
                 with _lost("a source"):
-                    summary.targets = {name: _flushed(c) for name, c in conns.items()}
+                    self.targets = {name: _flushed(c) for name, c in conns.items()}
             driver = bolt.connect()
             stack.callback(driver.close)
             if not self.constrained:
@@ -368,13 +368,14 @@ class Follower:
             writer = bolt.driver_writer(driver)
             bolt.writer = writer
             noted = time.monotonic()
+            recorded = 0.0
             while not self.stopping():
                 busy = False
                 for source in self.sources:
                     name = source.change.source.name
                     with _lost(f"source '{name}'"), bolt.failures(_AGAIN):
                         conn = conns[name]
-                        upto = summary.targets[name] if options.once else self._current(conn)
+                        upto = self.targets[name] if options.once else self._current(conn)
                         window = self._window(source, conn, upto)
                         source.caught_up = not window
                         if window:
@@ -383,9 +384,12 @@ class Follower:
                     if self.stopping():
                         break
                 caught_up = [s.change.source.name for s in self.sources if s.caught_up]
-                if caught_up:
+                # Idle, a follower polls five times a second; the control database hears of it
+                # once a second (each record is a connection of its own).
+                if caught_up and (busy or time.monotonic() - recorded >= 1.0):
                     with _lost("the control database"):
                         record_caught_up(self.settings, caught_up)
+                    recorded = time.monotonic()
                 if time.monotonic() - noted > 10 or (options.once and not busy):
                     noted = time.monotonic()
                     self.reporter.note(_progress(summary, idle=not busy))
