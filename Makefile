@@ -44,21 +44,25 @@ lint: setup
 unit: setup
 	$(BIN)/pytest -m "not integration"
 
-## test: set-up, services, lint, and the whole test suite
+## test: set-up, services, lint, and the whole test suite (with Prometheus and Chromium)
 test: services lint
+	scripts/services test-tools
 	$(BIN)/pytest
 
 ## demo: set-up, services, then build the sample graph
 demo: services
 	scripts/demo $(SAMPLE)
 
-## bench: the benchmark at SCALE (default 5), then both engines and follow at scales 1 and SCALE; results in benchmarks/results/ (see benchmarks/README.md)
+## bench: the benchmark at SCALE (default 5), then both engines and follow at scales 1 and SCALE, then bolt at 0 and 20 ms round trip at scale 1; results in benchmarks/results/ (see benchmarks/README.md)
 bench: services
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 	$(BIN)/python -m benchmarks.engines --scales 1,$(SCALE)
 	$(BIN)/python -m benchmarks.follow --scales 1,$(SCALE)
+	$(BIN)/python -m benchmarks.distance --scale 1
 
 ## bench-smoke: the same runner at a tiny scale, one repetition (the test suite runs it)
 bench-smoke: services
 	$(BIN)/python -m benchmarks.bench --scale 0.05 --repeat 1 --cap-seconds 3 \
 		--scaling 0.02,0.05 --output $(BENCH_SMOKE_OUT)
+	$(BIN)/python -m benchmarks.distance --scale 0.05 --workers 1,2 --batch-sizes 500 \
+		--cap-seconds 3 --no-connector --output $(BENCH_SMOKE_OUT)

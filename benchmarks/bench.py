@@ -78,6 +78,7 @@ BENCH_ENV = {
     "NEO4J_HOME": str(ROOT / ".local" / "neo4j-bench"),
     "NEO4J_BOLT_PORT": "7688",
     "NEO4J_URI": "bolt://127.0.0.1:7688",
+    "NEO4J_HTTP_PORT": "7475",
     "BULK360_IMPORT_DIR": str(ROOT / "import" / "bench"),
 }
 SEED_CONTROL_DB = "bulk360_bench_seed"

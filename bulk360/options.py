@@ -233,7 +233,16 @@ class RunSummary:
             "bytes_written": self.bytes_written,
             "ledger_balanced": self.ledger_balanced,
             "accepted_schema_changes": self.schema_changes or None,
+            "transaction_retries": self.retries,
+            "step_seconds": dict(self.step_seconds),
         }
+
+    @property
+    def retries(self) -> int | None:
+        """Bolt transactions the driver ran again (None: the run wrote no Bolt)."""
+        if self.load is None or self.mode not in ("bolt", "sync"):
+            return None
+        return self.load.retries
 
     @property
     def seconds_outside_steps(self) -> float:

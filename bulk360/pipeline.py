@@ -132,7 +132,11 @@ class _Run:
         return self._engine
 
     def _graph_writer(self) -> Any:
-        return self._engine.graph_writer(self.options.batch_size) if self._engine else None
+        return (
+            self._engine.graph_writer(self.options.batch_size, self.options.workers)
+            if self._engine
+            else None
+        )
 
     def close(self) -> None:
         if self._engine is not None:

@@ -8,11 +8,13 @@ never pass by skipping. Helpers live in ``tests/helpers/``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from neo4j import Driver, GraphDatabase
 
+from benchmarks.latency import LatencyProxy
 from bulk360.settings import Settings, load_settings
 from tests.helpers.services import ROOT, run_services, service_missing
 
@@ -63,3 +65,13 @@ def stopped_neo4j(neo4j_driver: Driver) -> Iterator[None]:
         yield
     finally:
         run_services("neo4j", "start")
+
+
+@pytest.fixture(scope="session")
+def distance(neo4j_driver: Driver, settings: Settings) -> Iterator[LatencyProxy]:
+    """Neo4j at a 20 ms round trip (Aura in a nearby region): a loopback proxy that delays
+    every byte by 10 ms each way (:mod:`benchmarks.latency`). Settings through it:
+    :func:`tests.helpers.distance.distant`."""
+    target = urlsplit(settings.neo4j_uri)
+    with LatencyProxy(target.hostname or "127.0.0.1", target.port or 7687, 10) as proxy:
+        yield proxy

@@ -39,6 +39,14 @@ def follow_command(
     ] = 20_000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Bolt writers.")] = 4,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per UNWIND transaction.")] = 5_000,
+    retry_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="How long a failing write is retried, and a lost source or control database "
+            "waited for, before the follower stops.",
+        ),
+    ] = 30.0,
     clear: Annotated[
         bool,
         typer.Option(help="First start: clear the graph and build it anew (instead of a sync)."),
@@ -70,6 +78,7 @@ def follow_command(
         max_rows=max_rows,
         workers=workers,
         batch_size=batch_size,
+        retry_seconds=retry_seconds,
         clear=clear,
     )
     from bulk360.cli.reporting import ConsoleReporter

@@ -61,6 +61,8 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
     console.print(summary)
     if run_row.get("diffed_against"):
         console.print(f"compared with run {run_row['diffed_against']}, which built the graph")
+    if run_row.get("transaction_retries") is not None:
+        console.print(f"Bolt transactions retried: {run_row['transaction_retries']:,}")
     if run_row.get("accepted_schema_changes"):
         for text in run_row["accepted_schema_changes"]:
             console.print(f"accepted schema change: {escape(text)}", highlight=False)

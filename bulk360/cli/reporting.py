@@ -93,6 +93,8 @@ def summary_table(summary: RunSummary) -> Table:
     table.add_row("rows read", "", f"{summary.rows_read:,}")
     table.add_row("rows rejected", "", f"{summary.rows_rejected:,}")
     table.add_row("rows orphaned", "", f"{summary.rows_orphaned:,}")
+    if summary.retries is not None:
+        table.add_row("Bolt retries", "", f"{summary.retries:,}")
     ledger = {True: "balanced", False: "DOES NOT BALANCE", None: "not checked"}
     table.add_row("ledger", "", ledger[summary.ledger_balanced])
     return table

@@ -6,6 +6,7 @@ when the command runs, so that ``bulk360 --help`` answers at once."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,14 +25,31 @@ def init_command(ctx: typer.Context) -> None:
     console.print(f"applied {', '.join(applied)}" if applied else "control schema is up to date")
 
 
+GraphFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--graph",
+        metavar="FILE",
+        help="Also draw the graph model into FILE: .svg or .png (Graphviz) or .mmd (Mermaid); "
+        "labels with their table and key, types with their join condition, counts of the "
+        "newest run, excluded columns struck through.",
+    ),
+]
+
+
 @app.command("plan")
-def plan_command(ctx: typer.Context) -> None:
+def plan_command(ctx: typer.Context, graph: GraphFile = None) -> None:
     """Print what a run would read and build, without writing anything."""
     from bulk360.errors import SchemaDrift
     from bulk360.plan import prepare_plan
     from bulk360.plan.ids import IdRange
 
-    plan = prepare_plan(state(ctx).settings())
+    if graph is not None:
+        from bulk360.plan.picture import check_path
+
+        check_path(graph)
+    settings = state(ctx).settings()
+    plan = prepare_plan(settings)
     for table in plan.tables:
         target = (
             f":{table.label} key ({', '.join(table.key_columns)})"
@@ -66,6 +84,12 @@ def plan_command(ctx: typer.Context) -> None:
         for change in plan.schema_changes:
             mark = "STOPS A RUN" if change.blocking else "note"
             console.print(f"  {mark}: {escape(change.text)}", highlight=False, soft_wrap=True)
+    if graph is not None:
+        from bulk360.control.history import graph_counts
+        from bulk360.plan.picture import Counts, draw
+
+        draw(plan, Counts(*graph_counts(settings)), graph)
+        console.print(f"graph model drawn in {graph}", highlight=False)
     if plan.blocking_changes:
         raise SchemaDrift([change.text for change in plan.blocking_changes])
 

@@ -19,6 +19,7 @@ __all__ = [
     "failed_since",
     "find_run",
     "follow_sessions_since",
+    "graph_counts",
     "graph_run",
     "list_runs",
     "resumable",
@@ -132,3 +133,20 @@ def graph_run(settings: Settings, after: int | None = None) -> dict[str, Any] | 
             " ORDER BY run_id DESC LIMIT 1",
             [settings.neo4j_database, settings.neo4j_database, after or 0],
         ).fetchone()
+
+
+def graph_counts(settings: Settings) -> tuple[int | None, dict[str, int], dict[str, int]]:
+    """The newest run that built the graph (:func:`graph_run`): its id, the nodes written per
+    label and the relationships per mapping (``TYPE.<id>``); ``(None, {}, {})`` before any."""
+    row = graph_run(settings)
+    if row is None:
+        return None, {}, {}
+    with connect_control(settings) as conn:
+        rows = conn.execute(
+            "SELECT object_kind, label, relationship_type, mapping_id, rows_written"
+            " FROM etl_table_logs WHERE run_id = %s AND object_kind IN ('node', 'relationship')",
+            [row["run_id"]],
+        ).fetchall()
+    labels = {label: n for kind, label, _, _, n in rows if kind == "node"}
+    mappings = {f"{kind}.{mid}": n for k, _, kind, mid, n in rows if k == "relationship"}
+    return row["run_id"], labels, mappings

@@ -49,8 +49,9 @@ class Engine(Protocol):
         """The node id checks and every relationship mapping's file."""
         ...
 
-    def graph_writer(self, batch_size: int) -> GraphWriter | None:
-        """The engine's own Bolt writer for bolt mode (None: the Python driver's)."""
+    def graph_writer(self, batch_size: int, workers: int) -> GraphWriter | None:
+        """The engine's own Bolt writer for bolt mode (None: the Python driver's); relationship
+        batches by the rounds of :mod:`bulk360.load.schedule` for ``workers`` writers."""
         ...
 
     def close(self) -> None: ...

@@ -440,14 +440,14 @@ def apply_window(
             node_upserts, node_deletes = _node_writes(table, size, applied)
             upserts += node_upserts
             deletes.append(node_deletes)
-    replacements: list[Iterator[Batch]] = []
+    replacements: list[tuple[pl.DataFrame, RelationshipFile]] = []
     for rel in plan.relationships:
         rows = _replacements(rel, tables, state, applied)
         if rows is not None and rows.height:
-            query = replace_pairs_query(_relationship_file(rel))
-            replacements.append(batches(rows, size, "replaced", rel.name, query))
+            replacements.append((rows, _relationship_file(rel)))
     writer.write_batches(upserts, progress)
-    writer.write_batches(replacements, progress)
+    for rows, file in replacements:
+        writer.write_pairs(rows, file, "replaced", replace_pairs_query(file), progress)
     writer.write_batches(deletes, progress)
     updated = {}
     for name, table in tables.items():

@@ -88,6 +88,9 @@ class LoadResult:
     """Lines for the user."""
     diffed_against: int | None = None
     """The run whose package a sync compared the run's with."""
+    retries: int = 0
+    """Bolt transactions the server aborted (a deadlock, a dropped connection) and the
+    driver ran again."""
 
 
 @dataclass(frozen=True)

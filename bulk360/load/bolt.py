@@ -14,14 +14,15 @@ Idempotent, so a second run or a rerun after a failure gives the same graph:
   end label) group, and when pairs repeat (two equal relationships between the same nodes, which
   neo4j-admin also creates) the group is deleted in bounded transactions and created again.
 
-Nodes of all labels are written first, then relationships; two batches that lock the same node
-may deadlock, and the driver retries the one the server aborts.
+Nodes of all labels are written first, then relationships, in rounds of partitions that share
+no node (:mod:`bulk360.load.schedule`), so parallel batches do not deadlock; the driver still
+retries a transaction the server aborts, and the run row counts those retries.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -35,8 +36,6 @@ from bulk360.load import LoadContext, LoadResult, Server
 from bulk360.load.cypher import (
     clear_database,
     count_graph,
-    count_nodes_query,
-    count_relationships_query,
     create_key_constraint,
     delete_group_query,
     node_query,
@@ -141,10 +140,13 @@ class BoltLoader:
                 cleared = self._clear(driver) if self.clear else None
                 for node in nodes:
                     create_key_constraint(driver, self.database, node.label, node.keys)
-                merged = [n.label for n in nodes if self._count(driver, count_nodes_query(n.label))]
+                before_nodes, before_types = count_graph(
+                    driver, self.database, [n.label for n in nodes], [r.type for r in relationships]
+                )
+                merged = [n.label for n in nodes if before_nodes[n.label]]
                 node_modes = {n.label: "merge" if n.label in merged else "create" for n in nodes}
                 created, replaced, relationship_modes = self._relationship_modes(
-                    driver, relationships
+                    driver, relationships, before_types
                 )
                 seconds["prepare"] = round(time.perf_counter() - started, 3)
                 writer = self.writer = self.context.writer() or self.driver_writer(driver)
@@ -179,6 +181,7 @@ class BoltLoader:
             created_types=tuple(created),
             seconds=seconds,
             details={"cleared": cleared, "replaced_groups": replaced},
+            retries=getattr(writer, "retries", 0),
         )
 
     def swap(self) -> str:
@@ -187,7 +190,11 @@ class BoltLoader:
     def written_so_far(self) -> LoadResult | None:
         if self.writer is None:
             return None
-        return LoadResult(self.writer.nodes_written, self.writer.relationships_written)
+        return LoadResult(
+            self.writer.nodes_written,
+            self.writer.relationships_written,
+            retries=getattr(self.writer, "retries", 0),
+        )
 
     def _count(self, driver: Driver, query: str) -> int:
         return scalar(driver, self.database, query)
@@ -202,7 +209,7 @@ class BoltLoader:
         return counts
 
     def _relationship_modes(
-        self, driver: Driver, relationships: Sequence[RelationshipFile]
+        self, driver: Driver, relationships: Sequence[RelationshipFile], counts: Mapping[str, int]
     ) -> tuple[list[str], list[str], dict[tuple[str, str, str], str]]:
         """How each (start label, type, end label) group is written, and which types were
         empty and which groups were replaced.
@@ -218,7 +225,7 @@ class BoltLoader:
         replaced: list[str] = []
         modes: dict[tuple[str, str, str], str] = {}
         for (start, kind, end), files in groups.items():
-            if self._count(driver, count_relationships_query(kind)) == 0:
+            if counts[kind] == 0:
                 modes[(start, kind, end)] = "create"
                 created.append(kind)
                 continue

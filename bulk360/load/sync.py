@@ -253,6 +253,7 @@ class SyncLoader:
             details={"rebuilt_groups": sync.rebuilt_groups},
             notes=_notes(sync),
             diffed_against=sync.diffed_against,
+            retries=self.writer.retries if self.writer else 0,
         )
 
     def swap(self) -> str:
@@ -263,7 +264,11 @@ class SyncLoader:
             return self.bolt.written_so_far()
         if self.writer is None:
             return None
-        return LoadResult(self.writer.nodes_written, self.writer.relationships_written)
+        return LoadResult(
+            self.writer.nodes_written,
+            self.writer.relationships_written,
+            retries=self.writer.retries,
+        )
 
     # ---- the diff and the writes -------------------------------------------------------
 
@@ -333,9 +338,11 @@ class SyncLoader:
                 writer.write_relationships(
                     [(rel, relationship_query(rel, "create"))], progress, rebuilt_task(rel.name)
                 )
-        writer.write_batches(
-            [self._replacements(m) for m in sync.mappings.values() if m.replace.height], progress
-        )
+        for m in sync.mappings.values():
+            if m.replace.height and m.new is not None:
+                query = replace_pairs_query(m.new)
+                task = replaced_task(m.new.name)
+                writer.write_pairs(m.replace, m.new, "replaced", query, progress, task)
         # 4. Nodes whose rows are gone, with whatever relationships they still have.
         writer.write_batches(
             [self._deletes(d) for d in sync.labels.values() if not d.rebuilt and d.deleted],
@@ -355,12 +362,6 @@ class SyncLoader:
         return batches(
             d.deletes, self.bolt.batch_size, "deleted", d.label, query, deleted_task(d.label)
         )
-
-    def _replacements(self, m: MappingDiff) -> Iterator[Batch]:
-        assert m.new is not None
-        query = replace_pairs_query(m.new)
-        task = replaced_task(m.new.name)
-        return batches(m.replace, self.bolt.batch_size, "replaced", m.new.name, query, task)
 
 
 def _rebuilt_groups(

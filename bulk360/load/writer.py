@@ -1,10 +1,16 @@
 """The Python driver's writer: batches of rows as ``UNWIND $rows`` parameters, one managed
 transaction each, on ``workers`` threads.
 
+Node batches run in any order (each node is in one row). Relationship rows run in the rounds of
+:mod:`bulk360.load.schedule`, so that batches in flight together never lock the same node: a
+round's partitions at once, each on one thread, the rounds one after another. While a file is
+written the next one is read and joined to its nodes' keys.
+
 The driver retries a transaction the server aborts (a deadlock, a leader switch, a dropped
-connection) for up to the driver's ``max_transaction_retry_time``. Files are parsed by Polars
-with the types of their headers; a relationship file's node ids are joined to the node files'
-keys, so the server matches nodes on their key properties, never on ids.
+connection) for up to the driver's ``max_transaction_retry_time``; every retry is counted
+(:attr:`DriverWriter.retries`, the run row's ``transaction_retries``). Files are parsed by
+Polars with the types of their headers; a relationship file's node ids are joined to the node
+files' keys, so the server matches nodes on their key properties, never on ids.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import polars as pl
 from neo4j import Driver, ManagedTransaction
 
+from bulk360.load.schedule import rounds
 from bulk360.package.files import NodeFile, RelationshipFile, keys_by_id, node_rows, scan
 from bulk360.package.writer import Progress
 
@@ -74,11 +81,20 @@ def relationship_rows(rel: RelationshipFile) -> pl.DataFrame:
 
 
 class DriverWriter:
-    """Writes batches through ``driver`` into ``database`` on ``workers`` threads, at most two
-    per thread in flight; every committed batch is counted and advances its bar."""
+    """Writes batches through ``driver`` into ``database`` on ``workers`` threads; every
+    committed batch is counted and advances its bar.
+
+    ``scheduled=False`` writes relationship batches in file order on every thread, as bulk360
+    did before the rounds (kept for the benchmark's comparison of deadlock retries)."""
 
     def __init__(
-        self, driver: Driver, database: str, batch_size: int, workers: int, bookmarks: Any
+        self,
+        driver: Driver,
+        database: str,
+        batch_size: int,
+        workers: int,
+        bookmarks: Any,
+        scheduled: bool = True,
     ) -> None:
         self.driver = driver
         self.database = database
@@ -86,9 +102,16 @@ class DriverWriter:
         self.workers = max(1, workers)
         self.bookmarks = bookmarks
         """Each batch's session reads what the earlier ones wrote (a cluster's followers)."""
+        self.scheduled = scheduled
         self._nodes: dict[str, int] = {}
         self._relationships: dict[str, int] = {}
+        self._retries = 0
         self._lock = threading.Lock()
+
+    @property
+    def retries(self) -> int:
+        """Transactions the server aborted and the driver ran again (deadlocks among them)."""
+        return self._retries
 
     @property
     def nodes_written(self) -> Mapping[str, int]:
@@ -112,32 +135,83 @@ class DriverWriter:
     def write_relationships(
         self, jobs: Sequence[tuple[RelationshipFile, str]], progress: Progress, task: str = ""
     ) -> None:
+        """Each file's rows in rounds that share no node (the next file read meanwhile)."""
         for rel, _ in jobs:
             self._relationships.setdefault(rel.name, 0)
+        if not self.scheduled:
 
-        def parsed(rel: RelationshipFile, query: str) -> Iterator[Batch]:
-            frame = relationship_rows(rel)
-            yield from batches(frame, self.batch_size, "relationship", rel.name, query, task)
+            def parsed(rel: RelationshipFile, query: str) -> Iterator[Batch]:
+                frame = relationship_rows(rel)
+                yield from batches(frame, self.batch_size, "relationship", rel.name, query, task)
 
-        self.write_batches([parsed(rel, query) for rel, query in jobs], progress)
+            self.write_batches([parsed(rel, query) for rel, query in jobs], progress)
+            return
+        with ThreadPoolExecutor(1) as reader:
+            upcoming = [reader.submit(relationship_rows, rel) for rel, _ in jobs[:1]]
+            for index, (rel, query) in enumerate(jobs):
+                frame = upcoming.pop().result()
+                if index + 1 < len(jobs):
+                    upcoming.append(reader.submit(relationship_rows, jobs[index + 1][0]))
+                self.write_pairs(frame, rel, "relationship", query, progress, task)
 
-    @staticmethod
-    def _work(tx: ManagedTransaction, batch: Batch) -> None:
-        tx.run(batch.query, rows=batch.rows).consume()
+    def write_pairs(
+        self,
+        frame: pl.DataFrame,
+        rel: RelationshipFile,
+        kind: str,
+        query: str,
+        progress: Progress,
+        task: str = "",
+    ) -> None:
+        """Write ``frame``'s rows of ``rel`` (the start node's key values, the end node's, then
+        the rest) with ``query``, in rounds whose partitions share no node."""
+        n_start, n_end = len(rel.start.keys), len(rel.end.keys)
+        columns = frame.columns
+        schedule = rounds(
+            frame,
+            columns[:n_start],
+            columns[n_start : n_start + n_end],
+            self.workers,
+            rel.start.label == rel.end.label,
+            self.batch_size,
+        )
+        with self._lock:
+            self._relationships.setdefault(rel.name, 0)
+
+        def partition(rows: pl.DataFrame) -> None:
+            for batch in batches(rows, self.batch_size, kind, rel.name, query, task):
+                self._write(batch, progress)
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for partitions in schedule:
+                _all_done([pool.submit(partition, rows) for rows in partitions])
+
+    def _write(self, batch: Batch, progress: Progress) -> None:
+        """One batch in one managed transaction; counted, and its retries counted."""
+        attempts = 0
+
+        def work(tx: ManagedTransaction) -> None:
+            nonlocal attempts
+            attempts += 1
+            tx.run(batch.query, rows=batch.rows).consume()
+
+        with self.driver.session(
+            database=self.database, bookmark_manager=self.bookmarks
+        ) as session:
+            session.execute_write(work)
+        with self._lock:
+            self._retries += attempts - 1
+            counts = self._nodes if batch.kind == "node" else self._relationships
+            counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
+        progress(batch.progress_task, len(batch.rows))
 
     def write_batches(self, sources: Iterable[Iterator[Batch]], progress: Progress) -> None:
-        """Run the batches of all sources on the writer threads, a bounded number in flight."""
+        """Run the batches of all sources on the writer threads, at most two per thread in
+        flight (batches that cannot lock the same node: nodes, deletes of nodes)."""
         in_flight: set[Future[None]] = set()
 
         def write(batch: Batch) -> None:
-            with self.driver.session(
-                database=self.database, bookmark_manager=self.bookmarks
-            ) as session:
-                session.execute_write(self._work, batch)
-            with self._lock:
-                counts = self._nodes if batch.kind == "node" else self._relationships
-                counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
-            progress(batch.progress_task, len(batch.rows))
+            self._write(batch, progress)
 
         with ThreadPoolExecutor(self.workers) as pool:
             try:
@@ -154,3 +228,14 @@ class DriverWriter:
                 for future in in_flight:
                     future.cancel()
                 raise
+
+
+def _all_done(futures: Sequence[Future[None]]) -> None:
+    """Wait for every future; the first failure is raised, the others cancelled."""
+    _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in pending:
+        future.cancel()
+    wait(pending)
+    for future in futures:
+        if not future.cancelled():
+            future.result()

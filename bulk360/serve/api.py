@@ -22,7 +22,7 @@ from uuid import UUID
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
@@ -35,6 +35,8 @@ from bulk360.control import connect_control, list_runs, show_run
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
 from bulk360.graph import quoted
 from bulk360.serve.health import follow_problem, neo4j_driver, neo4j_problem, postgres_problem
+from bulk360.serve.metrics import CONTENT_TYPE, scrape
+from bulk360.serve.ui import ui_routes
 from bulk360.settings import Settings
 
 __all__ = ["create_app"]
@@ -89,6 +91,8 @@ class RunRow(BaseModel):
     manifest_sha256: str | None = None
     accepted_schema_changes: list[str] | None = None
     ledger_balanced: bool | None = None
+    transaction_retries: int | None = None
+    step_seconds: dict[str, float] | None = None
 
 
 class TableLog(BaseModel):
@@ -264,6 +268,8 @@ def create_app(settings: Settings, options: RecommendOptions | None = None) -> F
     guard = _Guard([Depends(require_token)] if token else [], (401,) if token else ())
     _health_routes(app, settings, graph)
     _history_routes(app, settings, guard)
+    _metrics_routes(app, settings, guard)
+    ui_routes(app, settings)
     _recommendation_routes(app, settings, graph, options or RecommendOptions(), guard)
     return app
 
@@ -326,6 +332,24 @@ def _health_routes(app: FastAPI, settings: Settings, graph: dict[str, Driver]) -
     )
     def ready() -> Any:
         return answer(problems())
+
+
+def _metrics_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:
+    @app.get(
+        "/metrics",
+        summary="The control database's figures in Prometheus's text format",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "bulk360_up 0 alone when the control database does not answer",
+            },
+            **_errors(*guard.answers),
+        },
+        dependencies=guard.dependencies,
+    )
+    def metrics() -> Response:
+        return Response(scrape(settings), media_type=CONTENT_TYPE)
 
 
 def _history_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:

@@ -31,6 +31,7 @@ def cli_env(settings: Settings, import_dir: Path, **extra: str) -> dict[str, str
     return {
         **os.environ,
         "ETL_DB_NAME": settings.etl_db_name,
+        "NEO4J_URI": settings.neo4j_uri,
         "BULK360_IMPORT_DIR": str(import_dir),
         "COLUMNS": "250",  # wide enough that rich does not cut the table cells asserted on
         **extra,

@@ -1,7 +1,7 @@
 """``make bench-smoke``: the benchmark runner end to end at a tiny scale, so it cannot rot.
 
 Nothing here looks at a timing: only that every method ran, wrote what it should, and that the
-report holds every ratio.
+report holds every ratio; ``benchmarks.distance`` runs too (without the Spark connector).
 """
 
 from __future__ import annotations
@@ -65,3 +65,15 @@ def test_bench_smoke_measures_every_method_and_writes_the_report(tmp_path: Path)
     for image in ("throughput.png", "scaling.png"):
         assert (tmp_path / image).read_bytes()[:4] == b"\x89PNG"
     assert "admin_vs_import_limit" in (tmp_path / "latest.md").read_text()
+
+    # Bolt at a distance: both round trips, every writer count, the rounds never retried.
+    distance = json.loads((tmp_path / "distance.json").read_text())
+    assert [p["round_trip_ms"] for p in distance["points"]] == [0, 20]
+    for point in distance["points"]:
+        runs = [*point["bulk360"].values(), *point["batch_sizes"].values()]
+        assert len(point["bulk360"]) == 2
+        assert all(r["retries"] == 0 for r in runs), runs
+        assert {r["relationships"] for r in runs} == {distance["relationships"]}
+        assert point["ratios"]["relationships_most_vs_one"] > 0
+    assert [len(p["batch_sizes"]) for p in distance["points"]] == [0, 1]
+    assert (tmp_path / "distance.png").read_bytes()[:4] == b"\x89PNG"

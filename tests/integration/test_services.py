@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import psycopg
+from dotenv import dotenv_values
 from neo4j import Driver
 from psycopg import sql
 
@@ -145,3 +148,27 @@ def test_up_twice_then_down_leaves_nothing_running(
     finally:
         run_services("up")
     neo4j_driver.verify_connectivity()
+
+
+def test_neo4j_browser_answers_on_loopback_and_nothing_listens_beyond_it(
+    neo4j_driver: Driver, settings: Settings
+) -> None:
+    env = dotenv_values(ROOT / ".env") if (ROOT / ".env").exists() else {}
+    port = int(os.environ.get("NEO4J_HTTP_PORT") or env.get("NEO4J_HTTP_PORT") or 7474)
+    page = httpx.get(f"http://127.0.0.1:{port}/browser/", timeout=30)
+    assert page.status_code == 200 and "<title>Neo4j Browser</title>" in page.text
+    discovery = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).json()
+    assert discovery["bolt_direct"].startswith("bolt://") and discovery["neo4j_version"]
+    # Every port the server's JVM listens on is a loopback one.
+    pid = (settings.neo4j_home / "run" / "neo4j.pid").read_text().strip()
+    listening = subprocess.run(
+        ["ss", "-Hltnp"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    # IPv4 addresses on a dual-stack socket are shown as [::ffff:127.0.0.1]:port.
+    mine = [
+        line.split()[3].replace("[::ffff:", "").replace("]", "")
+        for line in listening
+        if f"pid={pid}," in line
+    ]
+    assert f"127.0.0.1:{port}" in mine and len(mine) >= 2, listening
+    assert all(address.startswith("127.0.0.1:") for address in mine), mine

@@ -38,6 +38,8 @@ def test_neo4j_service_matches_env_example() -> None:
     assert neo4j["image"] == "neo4j:5.26-community"
     assert urlparse(env["NEO4J_URI"]).port in published_ports(neo4j)
     assert int(env["NEO4J_BOLT_PORT"]) in published_ports(neo4j)
+    assert int(env["NEO4J_HTTP_PORT"]) in published_ports(neo4j)  # Neo4j Browser
+    assert all(str(port).startswith("127.0.0.1:") for port in neo4j["ports"])
     assert neo4j["environment"]["NEO4J_AUTH"] == f"{env['NEO4J_USERNAME']}/{env['NEO4J_PASSWORD']}"
     assert "apoc" in neo4j["environment"]["NEO4J_PLUGINS"]
     assert any(volume.endswith(":/import") for volume in neo4j["volumes"])

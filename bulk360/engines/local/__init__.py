@@ -59,7 +59,7 @@ class LocalEngine:
             relationships = [job.result() for job in rel_jobs]
         return Joined(checks, relationships)
 
-    def graph_writer(self, batch_size: int) -> GraphWriter | None:
+    def graph_writer(self, batch_size: int, workers: int) -> GraphWriter | None:
         return None  # the Python driver's writers, from the published files
 
     def close(self) -> None:

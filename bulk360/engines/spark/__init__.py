@@ -196,13 +196,13 @@ class SparkEngine:
             self._relationships[rel.name] = frame
         return Joined(checks, relationships)
 
-    def graph_writer(self, batch_size: int) -> GraphWriter | None:
+    def graph_writer(self, batch_size: int, workers: int) -> GraphWriter | None:
         """Bolt mode's writes through the Neo4j connector, from this run's frames (a resumed
         run, which extracted nothing, writes with the Python driver: None)."""
         if not self._frames:
             return None
         return ConnectorWriter(
-            self.settings, self._frames, self._tables, self._relationships, batch_size
+            self.settings, self._frames, self._tables, self._relationships, batch_size, workers
         )
 
     def _check(self, result: ExtractResult) -> NodeCheck:

@@ -16,12 +16,14 @@ import httpx
 import psycopg
 import pytest
 from neo4j import Driver
+from selenium.webdriver.common.by import By
 
 from bulk360 import RunSummary
 from bulk360.apps.recommend import STRATEGIES, RecommendOptions, RecommendRun, recommend
 from bulk360.apps.samples import load_sample
 from bulk360.load.cypher import clear_database
 from bulk360.settings import Settings
+from tests.helpers.browser import chromium, console_errors, screenshot
 from tests.helpers.cli import bulk360_cli
 from tests.helpers.databases import recreate_database
 from tests.helpers.neo4j import build_with_admin_mode
@@ -365,6 +367,29 @@ def test_api_answers_every_endpoint_over_http(
     assert httpx.get(api + "/health", timeout=30).status_code == 200
 
 
+def test_the_dashboard_shows_a_customer_s_lists_per_strategy(
+    api: str, shop_settings: Settings, recommended: RecommendRun, tmp_path: Path
+) -> None:
+    rows = stored(shop_settings, recommended.rec_run_id)
+    customer = rows[0][1]
+    expected: dict[str, list[str]] = {}
+    for strategy, key, _, product, _ in rows:
+        if key == customer:
+            expected.setdefault(strategy, []).append(product)
+    with chromium() as browser:
+        browser.get(f"{api}/ui/customer?id={customer}")
+        assert console_errors(browser) == []
+        screenshot(browser, tmp_path, "customer")
+        shown = {
+            table.get_attribute("data-strategy"): [
+                row.find_elements(By.TAG_NAME, "td")[1].text
+                for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+            ]
+            for table in browser.find_elements(By.CSS_SELECTOR, "table[data-strategy]")
+        }
+    assert shown == expected and len(shown) >= 4
+
+
 def test_the_api_answers_only_what_its_openapi_document_declares(
     shop_settings: Settings, shop_run: RunSummary, recommended: RecommendRun, tmp_path: Path
 ) -> None:
@@ -382,7 +407,7 @@ def test_the_api_answers_only_what_its_openapi_document_declares(
             run_id=[shop_run.run_id],
         )
     # Every operation was reached, the guarded ones with and without the token.
-    assert "Tested: 7" in output, output[-2000:]
+    assert "Tested: 8" in output, output[-2000:]
     assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
 
 

@@ -113,7 +113,7 @@ def without_the_shop(spark_settings: Settings) -> Iterator[Settings]:
 
 
 def _spark(**options: Any) -> RunOptions:
-    return RunOptions(engine="spark", spark_master="local[2]", workers=2, **options)
+    return RunOptions(**({"engine": "spark", "spark_master": "local[2]", "workers": 2} | options))
 
 
 def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +220,8 @@ def test_bolt_mode_with_spark_builds_the_same_graph_and_a_rerun_changes_nothing(
     spark_settings = without_the_shop
     run(spark_settings, RunOptions(mode="bolt", clear=True, workers=2))
     local = Snapshot.take(neo4j_driver)
-    first = run(spark_settings, _spark(mode="bolt", clear=True))
+    # Batches of 100 by 4 writers: the connector writes the relationship files in rounds.
+    first = run(spark_settings, _spark(mode="bolt", clear=True, workers=4, batch_size=100))
     assert Snapshot.take(neo4j_driver) == local
     again = run(spark_settings, _spark(mode="bolt"))
     assert Snapshot.take(neo4j_driver) == local

@@ -21,12 +21,14 @@ import psycopg
 import pytest
 from neo4j import Driver
 
+from benchmarks.latency import LatencyProxy
 from bulk360 import RunOptions
 from bulk360.apps.samples import load_sample
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import CliResult, cli_env, run_cli
 from tests.helpers.databases import recreate_database
+from tests.helpers.distance import distant
 from tests.helpers.services import cypher, run_services, superuser_sql
 from tests.helpers.snapshots import Snapshot
 
@@ -81,10 +83,13 @@ def assert_ok(result: CliResult) -> None:
     assert "Traceback" not in result.output
 
 
-def start_following(settings: Settings) -> subprocess.Popen[str]:
+def start_following(settings: Settings, *args: str) -> subprocess.Popen[str]:
     """``bulk360 follow`` as a service runs it, windows of at most half a second."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bulk360", "follow", "--max-lag", "0.5", "--batch-size", "50"],
+        [
+            *(sys.executable, "-m", "bulk360", "follow", "--max-lag", "0.5", "--batch-size", "50"),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -251,10 +256,10 @@ def a_day_of_changes(settings: Settings) -> None:
 
 
 def test_a_day_of_changes_applied_while_following_equals_a_fresh_build(
-    following: Settings, neo4j_driver: Driver
+    following: Settings, neo4j_driver: Driver, distance: LatencyProxy
 ) -> None:
     assert_ok(bulk360(following, "follow", "--once", "--clear"))
-    follower = start_following(following)
+    follower = start_following(distant(following, distance))  # Neo4j 20 ms away
     try:
         a_day_of_changes(following)
         changed_now(following)
@@ -300,8 +305,8 @@ def a_quarter_of_play_events_change(settings: Settings, value: int) -> None:
     )
 
 
-def test_a_killed_follower_and_a_stopped_neo4j_converge(
-    following: Settings, neo4j_driver: Driver
+def test_a_killed_follower_and_a_cut_network_converge(
+    following: Settings, neo4j_driver: Driver, distance: LatencyProxy
 ) -> None:
     assert_ok(bulk360(following, "follow", "--once", "--clear"))
     # 1. SIGKILL in the middle of a window of thousands of updates, written 50 rows a batch.
@@ -321,9 +326,11 @@ def test_a_killed_follower_and_a_stopped_neo4j_converge(
     assert_ok(bulk360(following, "follow", "--once"))
     assert Snapshot.take(neo4j_driver).differences(fresh_build(following, neo4j_driver)) == []
 
-    # 2. Neo4j stopped while a follower writes: one line, then the next follower converges.
+    # 2. The network to Neo4j cut while a follower writes through the 20 ms proxy (every
+    #    connection dropped, new ones refused): one line once its 3 s of retries are spent,
+    #    then the next follower converges.
     a_quarter_of_play_events_change(following, -2000)
-    follower = start_following(following)
+    follower = start_following(distant(following, distance), "--retry-seconds", "3")
     try:
         wait_for(
             lambda: cypher(
@@ -332,12 +339,13 @@ def test_a_killed_follower_and_a_stopped_neo4j_converge(
             )[0]["b"],
             "the first writes",
         )
-        run_services("neo4j", "stop")
-        # If the window was written before the server went, the next one meets it stopped.
+        distance.refuse(300)
+        distance.drop()
+        # If the window was written before the network went, the next one meets it cut.
         source(following, "streaming_db", "UPDATE media SET title = 'Down' WHERE media_id = 5")
         stdout, stderr = follower.communicate(timeout=300)
     finally:
-        run_services("neo4j", "start")
+        distance.refuse(0)
         if follower.poll() is None:
             follower.kill()
     assert follower.returncode == 4, stdout + stderr

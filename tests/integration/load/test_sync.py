@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from neo4j import Driver
 
+from benchmarks.latency import LatencyProxy
 from bulk360 import RunOptions, RunSummary
 from bulk360.apps.samples import load_sample
 from bulk360.errors import TargetError
@@ -22,7 +23,7 @@ from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
 from tests.helpers.databases import recreate_database
-from tests.helpers.neo4j import stop_neo4j_while_writing
+from tests.helpers.distance import distant, drop_connections_while_writing
 from tests.helpers.services import cypher
 from tests.helpers.snapshots import Snapshot
 
@@ -56,7 +57,7 @@ def fresh_bolt_build(settings: Settings, driver: Driver) -> Snapshot:
 
 
 def sync(settings: Settings, **options: Any) -> RunSummary:
-    return run(settings, RunOptions(mode="sync", workers=2, **options))
+    return run(settings, RunOptions(mode="sync", **({"workers": 2} | options)))
 
 
 def test_a_sync_without_an_earlier_run_refuses(sync_settings: Settings, tmp_path: Path) -> None:
@@ -117,12 +118,14 @@ CHANGES = {
 
 
 def test_a_sync_writes_only_the_changes_and_gives_the_fresh_build(
-    sync_settings: Settings, baseline: Snapshot, neo4j_driver: Driver
+    sync_settings: Settings, baseline: Snapshot, neo4j_driver: Driver, distance: LatencyProxy
 ) -> None:
     for database, statements in CHANGES.items():
         source(sync_settings, database, *statements)
-    summary = sync(sync_settings)
+    # At a 20 ms round trip, 8 writers.
+    summary = sync(distant(sync_settings, distance), workers=8, batch_size=50)
     assert summary.status == "succeeded" and summary.ledger_balanced
+    assert summary.retries == 0
     changes = summary.changes
     assert changes["Account"] == {"inserted": 1, "updated": 1, "deleted": 1}
     assert changes["PlayEvent"] == {"inserted": 1, "updated": 0, "deleted": 2}
@@ -217,8 +220,8 @@ def test_an_exclusion_rule_added_between_runs_removes_the_property(
     assert cypher(neo4j_driver, "MATCH (a:Account {account_id: 1}) RETURN a.full_name AS n")[0]["n"]
 
 
-def test_neo4j_stopped_mid_sync_fails_and_the_next_sync_converges(
-    sync_settings: Settings, baseline: Snapshot, neo4j_driver: Driver
+def test_connections_dropped_mid_sync_fail_and_the_next_sync_converges(
+    sync_settings: Settings, baseline: Snapshot, neo4j_driver: Driver, distance: LatencyProxy
 ) -> None:
     # Every play event changes: thousands of updates, written in batches of 5 by one writer.
     source(
@@ -226,8 +229,9 @@ def test_neo4j_stopped_mid_sync_fails_and_the_next_sync_converges(
         "streaming_db",
         "UPDATE play_events SET position_seconds = -1 - (event_id % 997)",
     )
-    code, stdout, stderr = stop_neo4j_while_writing(
+    code, stdout, stderr = drop_connections_while_writing(
         sync_settings,
+        distance,
         neo4j_driver,
         "sync",
         "MATCH (e:PlayEvent) WHERE e.position_seconds < 0 RETURN count(e) > 100 AS started",
