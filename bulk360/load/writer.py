@@ -207,7 +207,7 @@ class DriverWriter:
 
     def write_batches(self, sources: Iterable[Iterator[Batch]], progress: Progress) -> None:
         """Run the batches of all sources on the writer threads, at most two per thread in
-        flight (batches that cannot lock the same node: nodes, deletes of nodes)."""
+        flight, in any order (node batches: each node is in one row of one batch)."""
         in_flight: set[Future[None]] = set()
 
         def write(batch: Batch) -> None:

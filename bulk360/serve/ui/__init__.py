@@ -8,8 +8,8 @@
 * ``/ui/customer?id=...`` — a customer's stored recommendations per strategy.
 
 No script and no build step: charts are SVG drawn by the templates. With ``BULK360_API_TOKEN``
-set the pages need it as the API does: ``/ui/login`` takes it once in a form and keeps it in an
-HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header works too), so that it is
+set the pages need it as the API does: ``/ui/login`` takes it once in a form (posted to
+``/ui/token``) and keeps it in an HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header works too), so that it is
 never in a URL, a log or a page.
 """
 
@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 import psycopg
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bulk360.apps.recommend import STRATEGIES
@@ -36,6 +36,15 @@ __all__ = ["COOKIE", "ui_routes"]
 COOKIE = "bulk360_token"
 _BIGINT = 2**63 - 1
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+_DETAIL: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+        }
+    }
+}
 _TEMPLATES = Environment(
     loader=FileSystemLoader(FilePath(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -204,12 +213,17 @@ def ui_routes(app: FastAPI, settings: Settings) -> None:
         return _page("login.html", wrong=False)
 
     @app.post(
-        "/ui/login",
-        summary="Keep the API token in a cookie for the pages",
+        "/ui/token",
+        summary="Keep the API token in a cookie for the pages (the login form's target)",
         response_class=HTMLResponse,
         responses={
+            200: {"content": _HTML, "description": "the form again: not the token"},
             303: {"description": "to /ui, the token kept in an HttpOnly cookie"},
-            401: {"content": _HTML, "description": "not the token"},
+            415: {
+                "content": _DETAIL,
+                "description": "not a form (application/x-www-form-urlencoded)",
+            },
+            422: {"content": _DETAIL, "description": "a form without its token field"},
         },
         openapi_extra={
             "requestBody": {
@@ -227,12 +241,17 @@ def ui_routes(app: FastAPI, settings: Settings) -> None:
         },
     )
     async def login(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        given = (form.get("token") or [""])[0]
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            return JSONResponse({"detail": "the token comes as a form"}, status_code=415)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        if "token" not in form:
+            return JSONResponse({"detail": "the form has no token field"}, status_code=422)
+        given = form["token"][0]
         if token is None:
             return RedirectResponse("/ui", status_code=303)  # no token: nothing to keep
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return _page("login.html", 401, wrong=True)
+            return _page("login.html", wrong=True)
         answer = RedirectResponse("/ui", status_code=303)
         answer.set_cookie(COOKIE, given, httponly=True, samesite="strict", path="/ui")
         return answer
