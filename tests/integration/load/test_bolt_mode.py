@@ -170,9 +170,14 @@ def test_connections_dropped_mid_run_fail_clearly_and_resume_completes(
 ) -> None:
     with neo4j_driver.session() as session:
         session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()
-    # Small batches on one writer, so that the run is still writing when the network fails.
+    # Small batches on one writer, so that the run is still writing when the network fails;
+    # cut once 50 nodes are in (batches the writer has heard committed, 20 ms away).
     code, stdout, stderr = drop_connections_while_writing(
-        control_settings, distance, neo4j_driver, "bolt", "MATCH (n) RETURN count(n) > 0 AS written"
+        control_settings,
+        distance,
+        neo4j_driver,
+        "bolt",
+        "MATCH (n) RETURN count(n) > 50 AS written",
     )
     assert code == 4, stdout + stderr
     assert "Traceback" not in stderr
