@@ -36,20 +36,11 @@ from benchmarks.latency import LatencyProxy
 from bulk360.load import LoadContext
 from bulk360.load.bolt import BoltLoader
 from bulk360.load.writer import DriverWriter
-from bulk360.options import RunOptions
+from bulk360.options import RunOptions, SilentReporter
 from bulk360.package import ImportPackage
 from bulk360.settings import Settings, load_settings
 
 RECIPE = "Python driver recipe (1 thread, 1,000-row UNWIND MERGE)"
-
-
-class _Silent:
-    """A reporter that shows nothing (the benchmark times the writes)."""
-
-    def rows_progress(self, totals: Any) -> Any:
-        from contextlib import nullcontext
-
-        return nullcontext(lambda task, rows: None)
 
 
 class _FileOrder(BoltLoader):
@@ -86,7 +77,7 @@ def file_order(settings: Settings, folder: Path, workers: int, uri: str) -> dict
     context = LoadContext(
         _with_uri(settings, uri),
         options,
-        _Silent(),  # type: ignore[arg-type]
+        SilentReporter(),
         lambda line: None,
     )
     loader = _FileOrder(context)
