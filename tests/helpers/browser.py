@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.helpers.services import service_missing
 
-__all__ = ["chromium", "console_errors", "screenshot"]
+__all__ = ["chromium", "console_errors", "screenshot", "submit"]
 
 
 @contextmanager
@@ -54,3 +54,15 @@ def screenshot(browser: Any, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     browser.save_screenshot(str(path))
     return path
+
+
+def submit(browser: Any, button: Any, lands_on: str, seconds: float = 15) -> None:
+    """Click a form's button and wait until the page it loads is ``lands_on`` (a click returns
+    before the browser has navigated; reading the address at once races with the answer)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element("tag name", "html")
+    button.click()
+    WebDriverWait(browser, seconds).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, seconds).until(expected_conditions.url_to_be(lands_on))

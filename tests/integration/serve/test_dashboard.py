@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 
 from bulk360 import RunSummary
 from bulk360.settings import Settings
-from tests.helpers.browser import chromium, console_errors, screenshot
+from tests.helpers.browser import chromium, console_errors, screenshot, submit
 from tests.helpers.serving import serving
 
 
@@ -131,8 +131,11 @@ def test_the_model_and_customer_pages(
     # The header's form goes to a customer's page; no list is stored for this control database.
     browser.get(dashboard + "/ui")
     browser.find_element(By.NAME, "id").send_keys("42")
-    browser.find_element(By.CSS_SELECTOR, "header button").click()
-    assert browser.current_url == dashboard + "/ui/customer?id=42"
+    submit(
+        browser,
+        browser.find_element(By.CSS_SELECTOR, "header button"),
+        lands_on=dashboard + "/ui/customer?id=42",
+    )
     assert "No stored list" in browser.find_element(By.ID, "none").text
     browser.get(dashboard + "/ui/runs/999999")
     assert browser.find_element(By.ID, "message").text == "no run 999999"
@@ -146,11 +149,10 @@ def test_with_a_token_the_pages_ask_for_it_once_and_never_show_it(
         browser.get(url + "/ui/runs/1")
         assert browser.current_url == url + "/ui/login"
         browser.find_element(By.NAME, "token").send_keys("not-it")
-        browser.find_element(By.CSS_SELECTOR, "main button").click()
+        submit(browser, browser.find_element(By.CSS_SELECTOR, "main button"), url + "/ui/token")
         assert browser.find_element(By.ID, "wrong").text == "That is not the token."
         browser.find_element(By.NAME, "token").send_keys(token)
-        browser.find_element(By.CSS_SELECTOR, "main button").click()
-        assert browser.current_url == url + "/ui"
+        submit(browser, browser.find_element(By.CSS_SELECTOR, "main button"), url + "/ui")
         assert browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
         browser.get(f"{url}/ui/runs/{csv_run.run_id}")
         assert browser.find_element(By.ID, "status").text == "succeeded"
