@@ -64,5 +64,5 @@ bench: services
 bench-smoke: services
 	$(BIN)/python -m benchmarks.bench --scale 0.05 --repeat 1 --cap-seconds 3 \
 		--scaling 0.02,0.05 --output $(BENCH_SMOKE_OUT)
-	$(BIN)/python -m benchmarks.distance --scale 0.05 --workers 1,2 --batch-sizes 500 \
+	$(BIN)/python -m benchmarks.distance --scale 0.01 --workers 1,2 --batch-sizes 500 \
 		--cap-seconds 3 --no-connector --output $(BENCH_SMOKE_OUT)

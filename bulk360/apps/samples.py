@@ -20,7 +20,13 @@ from bulk360.control import connect_control, init_schema, sql_dir
 from bulk360.errors import ConfigError, SourceError
 from bulk360.settings import Settings
 
-__all__ = ["SampleLoad", "available_samples", "load_sample", "scale_multiplier"]
+__all__ = [
+    "SampleLoad",
+    "available_samples",
+    "load_sample",
+    "scale_multiplier",
+    "write_sample_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,14 @@ def load_sample(
             for script in scripts
         }
         created = {database: job.result() for database, job in jobs.items()}
+    write_sample_rows(settings, name, database_prefix)
+    return SampleLoad(name, created)
+
+
+def write_sample_rows(settings: Settings, name: str, database_prefix: str = "") -> None:
+    """Write the sample's control rows (its ``control.sql``), for databases already created;
+    the sample's rows are replaced, the others stay."""
+    folder = _folder(name)
     with connect_control(settings) as conn, conn.transaction():
         conn.execute(
             "CREATE TEMPORARY TABLE sample_target ON COMMIT DROP AS"
@@ -128,4 +142,3 @@ def load_sample(
             [settings.etl_db_host, settings.etl_db_port, settings.etl_db_user, database_prefix],
         )
         conn.execute((folder / "control.sql").read_text())
-    return SampleLoad(name, created)

@@ -142,4 +142,5 @@ from bulk360.cli import apps as _apps  # noqa: E402,F401
 from bulk360.cli import follow as _follow  # noqa: E402,F401
 from bulk360.cli import graph as _graph  # noqa: E402,F401
 from bulk360.cli import history as _history  # noqa: E402,F401
+from bulk360.cli import mappings as _mappings  # noqa: E402,F401
 from bulk360.cli import run as _run  # noqa: E402,F401

@@ -220,8 +220,9 @@ def test_bolt_mode_with_spark_builds_the_same_graph_and_a_rerun_changes_nothing(
     spark_settings = without_the_shop
     run(spark_settings, RunOptions(mode="bolt", clear=True, workers=2))
     local = Snapshot.take(neo4j_driver)
-    # Batches of 100 by 4 writers: the connector writes the relationship files in rounds.
-    first = run(spark_settings, _spark(mode="bolt", clear=True, workers=4, batch_size=100))
+    # Batches of 1,000 by 2 writers: the connector writes the larger relationship files in
+    # rounds (two rounds of two partitions once a file has four batches).
+    first = run(spark_settings, _spark(mode="bolt", clear=True, workers=2, batch_size=1_000))
     assert Snapshot.take(neo4j_driver) == local
     again = run(spark_settings, _spark(mode="bolt"))
     assert Snapshot.take(neo4j_driver) == local

@@ -1,0 +1,108 @@
+"""The mappings file without a database: one stable form, and every problem with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulk360.errors import ValidationFailed
+from bulk360.mappings import Rows, dump, load
+from bulk360.mappings.rows import SECTIONS
+
+SOURCE = {
+    "name": "shop",
+    "host": "db.internal",
+    "port": 5432,
+    "database": "shop",
+    "user": "etl",
+    "password_env": "SHOP_PASSWORD",
+}
+LABEL = {"source": "shop", "table": "orders", "label": "Order", "key": ["id", "region"]}
+RELATIONSHIP = {
+    "type": "CONTAINS",
+    "from": {"label": "Order", "alias": "o"},
+    "to": {"label": "Product", "alias": "p"},
+    "join": "o.id = i.order_id AND i.product_id = p.id AND i.kind = 'sale'",
+    "link": {"source": "shop", "table": "order_items", "alias": "i"},
+    "properties": ["i.quantity"],
+}
+
+
+def rows(**sections: list[dict[str, object]]) -> Rows:
+    return Rows({s.name: [(None, r) for r in sections.get(s.name, [])] for s in SECTIONS})
+
+
+def written(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_dump_then_load_gives_the_rows_and_the_same_text(tmp_path: Path) -> None:
+    given_rows = rows(sources=[SOURCE], labels=[LABEL], relationships=[RELATIONSHIP])
+    text = dump(given_rows)
+    assert "key: [id, region]" in text and "from: {label: Order, alias: o}" in text
+    loaded = load(written(tmp_path, text))
+    assert loaded.rows.sections == given_rows.sections
+    assert dump(loaded.rows) == text
+    assert loaded.line("relationships", 0) == text.splitlines().index("- type: CONTAINS") + 1
+
+
+names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.tuples(names, names, st.text(max_size=20)), max_size=8, unique_by=lambda t: t[:2])
+)
+def test_the_order_rows_come_in_never_changes_the_text(rules: list[tuple[str, str, str]]) -> None:
+    found = [{"source": "s", "table": t, "column": c, "reason": r} for t, c, r in rules]
+    assert dump(rows(exclude=found)) == dump(rows(exclude=list(reversed(found))))
+
+
+def test_defaults_are_left_out_and_an_explicit_default_equals_none(tmp_path: Path) -> None:
+    explicit = dump(rows(sources=[SOURCE])).replace(
+        "password_env: SHOP_PASSWORD",
+        "password_env: SHOP_PASSWORD\n  schema: public\n  active: true",
+    )
+    assert load(written(tmp_path, explicit)).rows.sections == rows(sources=[SOURCE]).sections
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("version: 1\nsources:\n- name: a\n  host: [x\n", 5, "YAML syntax"),
+        (
+            "version: 1\nlabels:\n- source: a\n  table: t\n  table: u\n  label: L\n",
+            5,
+            "appears twice",
+        ),
+        ("version: 1\nlabels:\n- source: a\n  table: t\n  label: 9bad\n", 5, "does not match"),
+        (
+            "version: 1\nsources:\n- name: a\n  host: h\n  port: '5432'\n  database: d\n  user: u\n",
+            5,
+            "is not of type",
+        ),
+        ("version: 1\nlabels:\n- source: a\n  table: t\n  label: L\n  colour: red\n", 6, "colour"),
+        ("version: 2\n", 1, "version"),
+        (
+            "version: 1\nexclude:\n- {source: a, table: t, column: c}\n- {source: a, table: t, column: c}\n",
+            4,
+            "repeats the row of line 3",
+        ),
+        (
+            "version: 1\nsources:\n- name: a\n  host: h\n  port: 1\n  database: d\n  user: u\n  password: hunter2\n",
+            8,
+            "password in clear text",
+        ),
+    ],
+)
+def test_a_wrong_file_names_the_line(tmp_path: Path, text: str, line: int, says: str) -> None:
+    with pytest.raises(ValidationFailed) as failed:
+        load(written(tmp_path, text))
+    message = str(failed.value)
+    assert f"m.yaml:{line}:" in message and says in message, message
+    assert "hunter2" not in message
