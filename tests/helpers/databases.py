@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import psycopg
 from psycopg import sql
 
+from bulk360.apps.samples import load_sample
 from bulk360.settings import Settings
 
-__all__ = ["EDGE_VALUE_CHANGES", "PROBE_DB", "PROBE_SQL", "TEST_CONTROL_DB", "recreate_database"]
+__all__ = [
+    "EDGE_VALUE_CHANGES",
+    "PROBE_DB",
+    "PROBE_SQL",
+    "TEST_CONTROL_DB",
+    "recreate_database",
+    "sample_control",
+]
 
 TEST_CONTROL_DB = "bulk360_test_control"
 PROBE_DB = "bulk360_type_probe"
@@ -55,3 +66,15 @@ def recreate_database(settings: Settings, database: str) -> None:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def sample_control(
+    settings: Settings, control_db: str, import_dir: Path, prefix: str, *samples: str
+) -> Settings:
+    """A control database of a test module's own (created anew) with ``samples`` loaded into
+    source databases named ``<prefix><database>``; settings that point at it and ``import_dir``."""
+    recreate_database(settings, control_db)
+    ours = replace(settings, etl_db_name=control_db, import_dir=import_dir)
+    for sample in samples:
+        load_sample(ours, sample, database_prefix=prefix)
+    return ours

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -19,12 +18,11 @@ import pytest
 from neo4j import Driver
 
 from bulk360 import RunOptions, SilentReporter
-from bulk360.apps.samples import load_sample
 from bulk360.errors import InternalError
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import CliResult, cli_env, run_cli, summary_counts
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import sample_control
 from tests.helpers.services import ROOT, cypher, run_services
 from tests.helpers.snapshots import Snapshot
 
@@ -36,10 +34,8 @@ PREFIX = "bulk360_test_cli_"
 def cli_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    recreate_database(settings, CLI_CONTROL_DB)
-    ours = replace(settings, etl_db_name=CLI_CONTROL_DB, import_dir=tmp_path_factory.mktemp("cli"))
-    load_sample(ours, "customer360", database_prefix=PREFIX)
-    return ours
+    import_dir = tmp_path_factory.mktemp("cli")
+    return sample_control(settings, CLI_CONTROL_DB, import_dir, PREFIX, "customer360")
 
 
 def bulk360(settings: Settings, *args: str, terminal: bool = False, **kw: Any) -> CliResult:

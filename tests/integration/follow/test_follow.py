@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -23,11 +22,10 @@ from neo4j import Driver
 
 from benchmarks.latency import LatencyProxy
 from bulk360 import RunOptions
-from bulk360.apps.samples import load_sample
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import CliResult, cli_env, run_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import sample_control
 from tests.helpers.distance import distant
 from tests.helpers.services import cypher, run_services, superuser_sql
 from tests.helpers.snapshots import Snapshot
@@ -42,13 +40,10 @@ SECRET = "never-leaves-postgres-7f3a"
 def follow_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    recreate_database(settings, FOLLOW_CONTROL_DB)
-    ours = replace(
-        settings, etl_db_name=FOLLOW_CONTROL_DB, import_dir=tmp_path_factory.mktemp("follow")
+    import_dir = tmp_path_factory.mktemp("follow")
+    return sample_control(
+        settings, FOLLOW_CONTROL_DB, import_dir, PREFIX, "customer360", "ecommerce"
     )
-    load_sample(ours, "customer360", database_prefix=PREFIX)
-    load_sample(ours, "ecommerce", database_prefix=PREFIX)
-    return ours
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ tests change their rows), and leaves the graph built by bolt mode from those cop
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,11 @@ from neo4j import Driver
 
 from benchmarks.latency import LatencyProxy
 from bulk360 import RunOptions, RunSummary
-from bulk360.apps.samples import load_sample
 from bulk360.errors import TargetError
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import sample_control
 from tests.helpers.distance import distant, drop_connections_while_writing
 from tests.helpers.services import cypher
 from tests.helpers.snapshots import Snapshot
@@ -35,12 +33,8 @@ PREFIX = "bulk360_test_sync_"
 def sync_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    recreate_database(settings, SYNC_CONTROL_DB)
-    ours = replace(
-        settings, etl_db_name=SYNC_CONTROL_DB, import_dir=tmp_path_factory.mktemp("sync")
-    )
-    load_sample(ours, "customer360", database_prefix=PREFIX)
-    return ours
+    import_dir = tmp_path_factory.mktemp("sync")
+    return sample_control(settings, SYNC_CONTROL_DB, import_dir, PREFIX, "customer360")
 
 
 def source(settings: Settings, database: str, *statements: str) -> None:

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from bulk360 import RunOptions
-from bulk360.apps.samples import load_sample, write_sample_rows
+from bulk360.apps.samples import write_sample_rows
 from bulk360.control.database import init_schema
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import recreate_database, sample_control
 from tests.helpers.services import ROOT
 
 CONTROL_DB = "bulk360_test_mappings"
@@ -31,10 +31,8 @@ def typed(
     """Both samples, their rows written by their SQL, plus what the samples lack: a keep rule,
     a type override and an inactive label mapping (composite keys, link tables and row
     filters the samples have)."""
-    recreate_database(settings, CONTROL_DB)
-    ours = replace(settings, etl_db_name=CONTROL_DB, import_dir=tmp_path_factory.mktemp("typed"))
-    load_sample(ours, "customer360", database_prefix=PREFIX)
-    load_sample(ours, "ecommerce", database_prefix=PREFIX)
+    import_dir = tmp_path_factory.mktemp("typed")
+    ours = sample_control(settings, CONTROL_DB, import_dir, PREFIX, "customer360", "ecommerce")
     with psycopg.connect(**ours.control_conninfo(), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO field_exclusion_rules (source_name, table_name, column_name,"

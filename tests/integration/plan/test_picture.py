@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from bulk360 import RunSummary
-from bulk360.apps.samples import load_sample
 from bulk360.control.history import graph_counts
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import sample_control
 
 PICTURE_CONTROL_DB = "bulk360_test_picture"
 PREFIX = "bulk360_test_picture_"
@@ -24,12 +22,10 @@ PREFIX = "bulk360_test_picture_"
 def both_samples(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    recreate_database(settings, PICTURE_CONTROL_DB)
-    ours = replace(
-        settings, etl_db_name=PICTURE_CONTROL_DB, import_dir=tmp_path_factory.mktemp("picture")
+    import_dir = tmp_path_factory.mktemp("picture")
+    ours = sample_control(
+        settings, PICTURE_CONTROL_DB, import_dir, PREFIX, "customer360", "ecommerce"
     )
-    load_sample(ours, "customer360", database_prefix=PREFIX)
-    load_sample(ours, "ecommerce", database_prefix=PREFIX)
     return ours
 
 

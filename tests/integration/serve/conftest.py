@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import psycopg
 import pytest
 
 from bulk360 import RunOptions, RunSummary
-from bulk360.apps.samples import load_sample
 from bulk360.errors import Bulk360Error
 from bulk360.pipeline import run
 from bulk360.settings import Settings
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import sample_control
 
 METRICS_CONTROL_DB = "bulk360_test_metrics"
 PREFIX = "bulk360_test_metrics_"
@@ -23,12 +20,8 @@ def metrics_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     """A control database of its own with the Customer 360 sample."""
-    recreate_database(settings, METRICS_CONTROL_DB)
-    ours = replace(
-        settings, etl_db_name=METRICS_CONTROL_DB, import_dir=tmp_path_factory.mktemp("metrics")
-    )
-    load_sample(ours, "customer360", database_prefix=PREFIX)
-    return ours
+    import_dir = tmp_path_factory.mktemp("metrics")
+    return sample_control(settings, METRICS_CONTROL_DB, import_dir, PREFIX, "customer360")
 
 
 @pytest.fixture(scope="package")
