@@ -116,7 +116,29 @@ def compare(current: Rows, file: MappingsFile) -> Changes:
         for key, (control_id, row) in now.items():
             if key not in wanted:
                 found.append(Change(section, "removed", control_id, row, None))
-    return Changes(tuple(found), current.clear_passwords)
+    return Changes(tuple(_joins_changed(found)), current.clear_passwords)
+
+
+def _joins_changed(found: list[Change]) -> list[Change]:
+    """A relationship whose join condition alone changed is one row changed in place (its
+    mapping id stays), not one removed and one added: when exactly one row of a type between
+    two labels went and one came."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, change in enumerate(found):
+        if change.section.name == "relationships" and change.action != "changed":
+            groups.setdefault(change.section.key(change.row)[:3], []).append(index)
+    replaced: dict[int, Change] = {}
+    dropped: set[int] = set()
+    for indexes in groups.values():
+        if sorted(found[i].action for i in indexes) != ["added", "removed"]:
+            continue
+        added, removed = sorted(indexes, key=lambda i: found[i].action)
+        new, old = found[added], found[removed]
+        replaced[added] = Change(
+            new.section, "changed", old.control_id, old.before, new.after, new.line
+        )
+        dropped.add(removed)
+    return [replaced.get(i, c) for i, c in enumerate(found) if i not in dropped]
 
 
 def config_of(

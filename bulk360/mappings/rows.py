@@ -173,7 +173,8 @@ SECTIONS: tuple[Section, ...] = (
             _field("active", "is_active", True),
             _field("description", "description"),
         ),
-        (("type",), ("from", "label"), ("to", "label")),
+        # Two mappings may give one type between the same labels by different joins.
+        (("type",), ("from", "label"), ("to", "label"), ("join",)),
     ),
 )
 

@@ -121,12 +121,20 @@ def test_each_sample_ships_its_rows_as_yaml(
 
 def test_diff_names_each_changed_row_and_the_plan_it_makes(typed: Settings, tmp_path: Path) -> None:
     text = export(typed, tmp_path / "now.yaml")
-    edited = text.replace(
-        "- source: profiles\n  table: accounts\n  column: hashed_password\n"
-        "  reason: 'credential hash: must never leave the source'\n",
-        "",
-    ).replace(
-        "join: child.parent_id = parent.id", "join: child.parent_id = parent.id\n  active: false"
+    edited = (
+        text.replace(
+            "- source: profiles\n  table: accounts\n  column: hashed_password\n"
+            "  reason: 'credential hash: must never leave the source'\n",
+            "",
+        )
+        .replace(
+            "join: child.parent_id = parent.id",
+            "join: child.parent_id = parent.id\n  active: false",
+        )
+        .replace(
+            "join: a.email = t.customer_email",
+            "join: a.email = t.customer_email AND t.priority = 'high'",
+        )
     )
     (tmp_path / "edited.yaml").write_text(edited)
     code, output = cli(typed, "diff", str(tmp_path / "edited.yaml"))
@@ -136,6 +144,11 @@ def test_diff_names_each_changed_row_and_the_plan_it_makes(typed: Settings, tmp_
         f"~ relationships (:Category)-[:SUBCATEGORY_OF]->(:Category): active: (none) → false (line {line})"
         in output
     )
+    submitted = _line_of(edited, "- type: SUBMITTED")
+    assert (
+        '~ relationships (:Account)-[:SUBMITTED]->(:Ticket): join: "a.email = t.customer_email"'
+        f" → \"a.email = t.customer_email AND t.priority = 'high'\" (line {submitted})"
+    ) in output
     assert "- exclude profiles.accounts.hashed_password" in output
     assert "+ :Account kept hashed_password" in output
     assert "- :Account excluded hashed_password" in output

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulk360.errors import ValidationFailed
-from bulk360.mappings import Rows, dump, load
+from bulk360.mappings import Rows, compare, dump, load
 from bulk360.mappings.rows import SECTIONS
 
 SOURCE = {
@@ -106,3 +106,25 @@ def test_a_wrong_file_names_the_line(tmp_path: Path, text: str, line: int, says:
     message = str(failed.value)
     assert f"m.yaml:{line}:" in message and says in message, message
     assert "hunter2" not in message
+
+
+def test_a_join_edited_is_one_row_changed_and_two_joins_of_one_type_are_two_rows(
+    tmp_path: Path,
+) -> None:
+    by_email = {**RELATIONSHIP, "type": "SUBMITTED", "join": "o.email = p.email"}
+    current = Rows(
+        {
+            s.name: {"relationships": [(7, RELATIONSHIP), (8, by_email)]}.get(s.name, [])
+            for s in SECTIONS
+        }
+    )
+    edited = {**RELATIONSHIP, "join": "o.id = i.order_id AND i.product_id = p.id"}
+    by_id = {**by_email, "join": "o.id = p.owner_id"}
+    file = load(written(tmp_path, dump(rows(relationships=[edited, by_email, by_id]))))
+    changes = list(compare(current, file))
+    assert [(c.action, c.control_id) for c in changes] == [("changed", 7), ("added", None)]
+    assert changes[0].fields() == [
+        "join: \"o.id = i.order_id AND i.product_id = p.id AND i.kind = 'sale'\" → "
+        '"o.id = i.order_id AND i.product_id = p.id"'
+    ]
+    assert changes[1].after == by_id
