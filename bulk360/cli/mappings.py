@@ -81,8 +81,28 @@ def _compare(ctx: typer.Context, file: Path) -> tuple[MappingsFile, Changes]:
 
 
 @mappings_app.command("diff")
-def diff_command(ctx: typer.Context, file: MappingsPath) -> None:
+def diff_command(
+    ctx: typer.Context,
+    file: MappingsPath,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="Compare with this file instead of the control database (no database needed: "
+            "a pull request's base and head)."
+        ),
+    ] = None,
+) -> None:
     """What applying FILE would change, row by row, and in the plan; exit 1 when it differs."""
+    if against is not None:
+        from bulk360.mappings import compare, load
+
+        changes = compare(load(against).rows, load(file))
+        for change in changes:
+            console.print(escape(str(change)), highlight=False, soft_wrap=True)
+        if changes:
+            raise typer.Exit(1)
+        console.print(f"{file.name} equals {against.name}")
+        return
     _, changes = _compare(ctx, file)
     if not changes:
         console.print(f"{file.name} equals the control database")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,35 @@ def test_a_join_edited_is_one_row_changed_and_two_joins_of_one_type_are_two_rows
         '"o.id = i.order_id AND i.product_id = p.id"'
     ]
     assert changes[1].after == by_id
+
+
+def test_diff_against_another_file_needs_no_database(tmp_path: Path) -> None:
+    base = written(tmp_path, dump(rows(sources=[SOURCE], labels=[LABEL])), "base.yaml")
+    head = written(
+        tmp_path,
+        dump(
+            rows(
+                sources=[{**SOURCE, "port": 6432}],
+                labels=[LABEL, {**LABEL, "table": "refunds", "label": "Refund"}],
+            )
+        ),
+        "head.yaml",
+    )
+    env = {"PATH": os.environ["PATH"], "ETL_DB_PORT": "1"}  # no control database reachable
+    same = bulk360("mappings", "diff", str(base), "--against", str(base), env=env)
+    assert (same.returncode, same.stdout.strip()) == (0, "base.yaml equals base.yaml")
+    changed = bulk360("mappings", "diff", str(head), "--against", str(base), env=env)
+    assert changed.returncode == 1, changed.stderr
+    assert changed.stdout.splitlines() == [
+        "~ sources shop: port: 5432 → 6432 (line 6)",
+        "+ labels shop.refunds -> :Refund (line 17)",
+    ]
+    broken = written(tmp_path, "version: 1\nlabels: {}\n", "broken.yaml")
+    wrong = bulk360("mappings", "diff", str(broken), "--against", str(base), env=env)
+    assert wrong.returncode == 2 and "broken.yaml:2:" in wrong.stderr, wrong.stderr
+
+
+def bulk360(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulk360", *args], capture_output=True, text=True, env=env
+    )
