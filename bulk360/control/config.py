@@ -27,6 +27,11 @@ __all__ = [
     "Source",
     "TypeOverride",
     "load_config",
+    "node_of",
+    "override_of",
+    "relationship_of",
+    "rule_of",
+    "source_of",
 ]
 
 
@@ -206,35 +211,32 @@ def load_config(settings: Settings) -> ControlConfig:
             "SELECT * FROM relationship_mappings WHERE is_active ORDER BY mapping_id"
         ).fetchall()
     return ControlConfig(
-        sources=tuple(_source(r) for r in sources),
-        exclusions=tuple(_rule(r) for r in rules if r["is_excluded"]),
-        kept=tuple(_rule(r) for r in rules if not r["is_excluded"]),
-        overrides=tuple(
-            TypeOverride(
-                r["override_id"],
-                r["source_name"],
-                r["table_name"],
-                r["column_name"],
-                r["neo4j_type"],
-            )
-            for r in overrides
-        ),
+        sources=tuple(source_of(r) for r in sources),
+        exclusions=tuple(rule_of(r) for r in rules if r["is_excluded"]),
+        kept=tuple(rule_of(r) for r in rules if not r["is_excluded"]),
+        overrides=tuple(override_of(r) for r in overrides),
         baselines=_baselines(baseline_rows),
-        nodes=tuple(
-            NodeMapping(
-                r["mapping_id"],
-                r["source_name"],
-                r["table_name"],
-                r["label"],
-                tuple(r["key_columns"]) if r["key_columns"] else None,
-            )
-            for r in nodes
-        ),
-        relationships=tuple(_relationship(r) for r in relationships),
+        nodes=tuple(node_of(r) for r in nodes),
+        relationships=tuple(relationship_of(r) for r in relationships),
     )
 
 
-def _source(r: Mapping[str, Any]) -> Source:
+# A row with the control table's columns → its dataclass (the rows a run reads, or the rows a
+# mappings file would write: see bulk360.mappings).
+
+
+def override_of(r: Mapping[str, Any]) -> TypeOverride:
+    return TypeOverride(
+        r["override_id"], r["source_name"], r["table_name"], r["column_name"], r["neo4j_type"]
+    )
+
+
+def node_of(r: Mapping[str, Any]) -> NodeMapping:
+    keys = tuple(r["key_columns"]) if r["key_columns"] else None
+    return NodeMapping(r["mapping_id"], r["source_name"], r["table_name"], r["label"], keys)
+
+
+def source_of(r: Mapping[str, Any]) -> Source:
     return Source(
         name=r["name"],
         host=r["db_host"],
@@ -247,7 +249,7 @@ def _source(r: Mapping[str, Any]) -> Source:
     )
 
 
-def _relationship(r: Mapping[str, Any]) -> RelationshipMapping:
+def relationship_of(r: Mapping[str, Any]) -> RelationshipMapping:
     return RelationshipMapping(
         mapping_id=r["mapping_id"],
         relationship_type=r["relationship_type"],
@@ -263,7 +265,7 @@ def _relationship(r: Mapping[str, Any]) -> RelationshipMapping:
     )
 
 
-def _rule(row: Mapping[str, Any]) -> ExclusionRule:
+def rule_of(row: Mapping[str, Any]) -> ExclusionRule:
     return ExclusionRule(
         row["rule_id"],
         row["source_name"],

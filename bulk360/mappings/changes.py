@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -23,10 +23,11 @@ from psycopg.types.json import Jsonb
 from bulk360.control.config import (
     ControlConfig,
     ExclusionRule,
-    NodeMapping,
-    RelationshipMapping,
-    Source,
-    TypeOverride,
+    node_of,
+    override_of,
+    relationship_of,
+    rule_of,
+    source_of,
 )
 from bulk360.control.database import connect_control
 from bulk360.errors import ValidationFailed
@@ -87,7 +88,6 @@ def _show(value: Any) -> str:
 @dataclass(frozen=True)
 class Changes:
     changes: tuple[Change, ...]
-    clear_passwords: tuple[str, ...] = field(default=())
 
     def __iter__(self) -> Iterator[Change]:
         return iter(self.changes)
@@ -116,7 +116,7 @@ def compare(current: Rows, file: MappingsFile) -> Changes:
         for key, (control_id, row) in now.items():
             if key not in wanted:
                 found.append(Change(section, "removed", control_id, row, None))
-    return Changes(tuple(_joins_changed(found)), current.clear_passwords)
+    return Changes(tuple(_joins_changed(found)))
 
 
 def _joins_changed(found: list[Change]) -> list[Change]:
@@ -163,85 +163,61 @@ def config_of(
                 ids[(section.name, key)] = next_id[section.table]
                 next_id[section.table] += 1
 
+    # The rows a run would read, in id order as it reads them, and for each the name the plan's
+    # messages give it → its section and index in the file.
     where: dict[str, tuple[str, int]] = {}
-
-    def each(name: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
-        section = next(s for s in SECTIONS if s.name == name)
-        for index, (_, row) in enumerate(rows.sections[name]):
-            yield index, ids[(name, section.key(row))], section.to_columns(row)
-
-    sources = [
-        Source(
-            c["name"],
-            c["db_host"],
-            c["db_port"],
-            c["db_name"],
-            c["db_user"],
-            c["schema_name"],
-            None if c["db_password_env"] else (stored or {}).get(c["name"]),
-            c["db_password_env"],
-        )
-        for _, _, c in each("sources")
-        if c["is_active"]
-    ]
-    active = {s.name for s in sources}
-    for index, _, c in each("sources"):
-        where[f"source '{c['name']}'"] = ("sources", index)
-    rules: list[ExclusionRule] = []
-    for name in ("exclude", "keep"):
-        for index, id_, c in each(name):
-            if c["source_name"] in active:
-                rule = ExclusionRule(
-                    id_, c["source_name"], c["table_name"], c["column_name"], c["reason"]
-                )
-                rules.append(rule if name == "exclude" else _kept(rule))
-                where[f"exclusion rule #{id_}"] = (name, index)
-    overrides = []
-    for index, id_, c in each("types"):
-        if c["source_name"] in active:
-            override = TypeOverride(
-                id_, c["source_name"], c["table_name"], c["column_name"], c["neo4j_type"]
+    found: dict[str, list[Any]] = {name: [] for name in (s.name for s in SECTIONS)}
+    active: set[str] = set()
+    for section in SECTIONS:  # sources first: the other rows count only for active ones
+        rows_of = [
+            (
+                index,
+                {
+                    **section.to_columns(row),
+                    section.id_column: ids[(section.name, section.key(row))],
+                },
             )
-            overrides.append(override)
-            where[str(override)] = ("types", index)
-    nodes = []
-    for index, id_, c in each("labels"):
-        if c["is_active"] and c["source_name"] in active:
-            keys = tuple(c["key_columns"]) if c["key_columns"] else None
-            node = NodeMapping(id_, c["source_name"], c["table_name"], c["label"], keys)
-            nodes.append(node)
-            where[str(node)] = ("labels", index)
-    relationships = []
-    for index, id_, c in each("relationships"):
-        if c["is_active"]:
-            rel = RelationshipMapping(
-                id_,
-                c["relationship_type"],
-                c["from_label"],
-                c["from_alias"],
-                c["to_label"],
-                c["to_alias"],
-                c["join_condition"],
-                c["link_source"],
-                c["link_table"],
-                c["link_alias"],
-                tuple(c["property_columns"] or ()),
-            )
-            relationships.append(rel)
-            where[str(rel)] = ("relationships", index)
+            for index, (_, row) in enumerate(rows.sections[section.name])
+        ]
+        for index, c in sorted(rows_of, key=lambda pair: pair[1][section.id_column]):
+            if section.name == "sources":
+                where[f"source '{c['name']}'"] = ("sources", index)
+                if c["is_active"]:
+                    password = None if c["db_password_env"] else (stored or {}).get(c["name"])
+                    found["sources"].append(source_of({**c, "db_password": password}))
+                    active.add(c["name"])
+                continue
+            # Rows of inactive sources and inactive mappings are not read (relationships name
+            # labels, not sources).
+            if not c.get("is_active", True) or c.get("source_name", "") not in {*active, ""}:
+                continue
+            item = _CONVERT[section.name](c)
+            found[section.name].append(item)
+            where[_plan_name(item)] = (section.name, index)
     config = ControlConfig(
-        sources=tuple(sources),
-        exclusions=tuple(r for r in rules if r.is_excluded),
-        kept=tuple(r for r in rules if not r.is_excluded),
-        overrides=tuple(overrides),
-        nodes=tuple(sorted(nodes, key=lambda n: n.mapping_id)),
-        relationships=tuple(sorted(relationships, key=lambda r: r.mapping_id)),
+        sources=tuple(found["sources"]),
+        exclusions=tuple(found["exclude"]),
+        kept=tuple(found["keep"]),
+        overrides=tuple(found["types"]),
+        nodes=tuple(found["labels"]),
+        relationships=tuple(found["relationships"]),
     )
     return config, where
 
 
-def _kept(rule: ExclusionRule) -> ExclusionRule:
-    return ExclusionRule(rule.rule_id, rule.source, rule.table, rule.column, rule.reason, False)
+_CONVERT = {
+    "exclude": rule_of,
+    "keep": rule_of,
+    "types": override_of,
+    "labels": node_of,
+    "relationships": relationship_of,
+}
+"""Section → the dataclass of a row with the control table's columns."""
+
+
+def _plan_name(item: Any) -> str:
+    """How the plan's messages name a row (see bulk360.plan.checks)."""
+    return f"exclusion rule #{item.rule_id}" if isinstance(item, ExclusionRule) else str(item)
 
 
 def check(settings: Settings, file: MappingsFile, current: Rows) -> Plan:
