@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bulk360.settings import Settings
 
-__all__ = ["CliResult", "bulk360_cli", "cli_env", "run_cli", "summary_counts"]
+__all__ = ["CliResult", "bulk360_cli", "bulk360_process", "cli_env", "run_cli", "summary_counts"]
 
 _ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B])")
 
@@ -163,3 +163,16 @@ def summary_counts(output: str) -> dict[tuple[str, str], int]:
 def bulk360_cli(settings: Settings, import_dir: Path, *args: str) -> CliResult:
     """``bulk360 <args>`` as cron runs it (output to pipes)."""
     return run_cli(settings, import_dir, *args)
+
+
+def bulk360_process(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bulk360 <args>`` with pipes, for the commands that need no service."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulk360", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )

@@ -13,12 +13,7 @@ from bulk360.cli import _optional_value
 from bulk360.cli.reporting import ConsoleReporter
 from bulk360.errors import ConfigError
 from bulk360.graph import bolt_uri
-
-
-def bulk360(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bulk360", *args], capture_output=True, text=True, check=False
-    )
+from tests.helpers.cli import bulk360_process as bulk360
 
 
 def test_version() -> None:

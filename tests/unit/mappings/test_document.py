@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 from bulk360.errors import ValidationFailed
 from bulk360.mappings import Rows, compare, dump, load
 from bulk360.mappings.rows import SECTIONS
+from tests.helpers.cli import bulk360_process as bulk360
 
 SOURCE = {
     "name": "shop",
@@ -157,9 +156,3 @@ def test_diff_against_another_file_needs_no_database(tmp_path: Path) -> None:
     broken = written(tmp_path, "version: 1\nlabels: {}\n", "broken.yaml")
     wrong = bulk360("mappings", "diff", str(broken), "--against", str(base), env=env)
     assert wrong.returncode == 2 and "broken.yaml:2:" in wrong.stderr, wrong.stderr
-
-
-def bulk360(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bulk360", *args], capture_output=True, text=True, env=env
-    )
