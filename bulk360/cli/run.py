@@ -52,7 +52,7 @@ def plan_command(ctx: typer.Context, graph: GraphFile = None) -> None:
     plan = prepare_plan(settings)
     for table in plan.tables:
         target = (
-            f":{table.label} key ({', '.join(table.key_columns)})"
+            f"{table.labels_text} key ({', '.join(table.key_columns)})"
             if table.label
             else "relationships only"
         )

@@ -124,6 +124,8 @@ class NodeMapping:
     table: str
     label: str
     key_columns: tuple[str, ...] | None
+    group_label: str | None = None
+    """A second label the nodes also carry, shared by several mappings (a template's tenants)."""
 
     def __str__(self) -> str:
         return f"node mapping #{self.mapping_id} ({self.source}.{self.table} -> :{self.label})"
@@ -202,7 +204,7 @@ def load_config(settings: Settings) -> ControlConfig:
             [active],
         ).fetchall()
         nodes = cur.execute(
-            "SELECT mapping_id, source_name, table_name, label, key_columns"
+            "SELECT mapping_id, source_name, table_name, label, key_columns, group_label"
             " FROM node_label_mappings WHERE is_active AND source_name = ANY(%s)"
             " ORDER BY mapping_id",
             [active],
@@ -233,7 +235,9 @@ def override_of(r: Mapping[str, Any]) -> TypeOverride:
 
 def node_of(r: Mapping[str, Any]) -> NodeMapping:
     keys = tuple(r["key_columns"]) if r["key_columns"] else None
-    return NodeMapping(r["mapping_id"], r["source_name"], r["table_name"], r["label"], keys)
+    return NodeMapping(
+        r["mapping_id"], r["source_name"], r["table_name"], r["label"], keys, r.get("group_label")
+    )
 
 
 def source_of(r: Mapping[str, Any]) -> Source:

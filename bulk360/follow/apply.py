@@ -247,7 +247,13 @@ def _next_state(
 
 def node_file(table: TablePlan, headers: Sequence[str] | None = None) -> NodeFile:
     assert table.label is not None
-    return NodeFile(table.label, table.table, headers or table.headers(), table.key_columns)  # type: ignore[arg-type]
+    return NodeFile(
+        table.label,
+        table.table,  # type: ignore[arg-type]
+        headers or table.headers(),
+        table.key_columns,
+        group_label=table.group_label,
+    )
 
 
 def _node_writes(

@@ -138,7 +138,9 @@ def merge_nodes_query(node: NodeFile, removed: Sequence[str] = ()) -> str:
         if f.name not in node.keys
     )
     query = f"UNWIND $rows AS r MERGE (n:{quoted(node.label)} {{{key_map}}})"
-    query += f" SET {sets}" if sets else ""
+    group = [f"n:{quoted(node.group_label)}"] if node.group_label else []
+    if sets or group:
+        query += f" SET {', '.join([*([sets] if sets else []), *group])}"
     return query + (f" REMOVE {', '.join(f'n.{quoted(c)}' for c in removed)}" if removed else "")
 
 
@@ -148,7 +150,8 @@ def node_query(node: NodeFile, mode: str) -> str:
         return merge_nodes_query(node)
     # All properties in the CREATE map (a null one is left out): faster than SET.
     every = ", ".join(f"{quoted(f.name)}: {f.cypher(f'r[{i}]')}" for i, f in enumerate(node.fields))
-    return f"UNWIND $rows AS r CREATE (n:{quoted(node.label)} {{{every}}})"
+    labels = ":".join(quoted(label) for label in node.labels)
+    return f"UNWIND $rows AS r CREATE (n:{labels} {{{every}}})"
 
 
 def _ends(rel: RelationshipFile) -> str:

@@ -93,7 +93,8 @@ def diff_nodes(old: NodeFile | None, new: NodeFile | None) -> LabelDiff:
         assert old is not None
         deletes = _typed_keys(old, _keyed(old)).collect()
         return LabelDiff(label, None, old, pl.DataFrame(), deletes, 0, 0)
-    if old is None or list(old.keys) != list(new.keys):
+    # New keys or a new group label: every node is written again.
+    if old is None or list(old.keys) != list(new.keys) or old.group_label != new.group_label:
         upserts = node_rows(new, scan(new.path))
         deletes = _typed_keys(old, _keyed(old)).collect() if old else _empty([])
         return LabelDiff(

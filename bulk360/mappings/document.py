@@ -22,6 +22,7 @@ import yaml
 
 from bulk360.errors import ConfigError, ValidationFailed
 from bulk360.mappings.rows import SECTIONS, Row, Rows
+from bulk360.mappings.templates import expand
 
 __all__ = ["VERSION", "MappingsFile", "dump", "load", "schema"]
 
@@ -208,16 +209,25 @@ def load(path: Path) -> MappingsFile:
         problems.append(f"{name}:{line}: {_path_text(where)}: {error.message}")
     if problems:
         raise ValidationFailed(sorted(set(problems), key=_by_line))
+    # Each section's rows with their lines: the file's own, then the templates' expanded.
+    located: dict[str, list[tuple[Row, int]]] = {}
+    for section in SECTIONS:
+        found: _LocatedList = data.get(section.name) or _LocatedList()
+        located[section.name] = [(_plain(row), found.lines[i]) for i, row in enumerate(found)]
+    templates: _LocatedList = data.get("templates") or _LocatedList()
+    for template in templates:
+        for section_name, row, index in expand(_plain(template)):
+            rows_at: _LocatedList = template[section_name]
+            located[section_name].append((row, rows_at.lines[index]))
     sections: dict[str, list[tuple[int | None, Row]]] = {}
     lines: dict[tuple[str, int], int] = {}
     for section in SECTIONS:
-        found: _LocatedList = data.get(section.name) or _LocatedList()
+        found_rows = located[section.name]
         sections[section.name] = [
-            (None, section.to_row(section.to_columns(_plain(row)))) for row in found
+            (None, section.to_row(section.to_columns(row))) for row, _ in found_rows
         ]
         seen: dict[tuple[Any, ...], int] = {}
-        for index, row in enumerate(found):
-            line = found.lines[index]
+        for index, (row, line) in enumerate(found_rows):
             lines[(section.name, index)] = line
             key = section.key(row)
             if key in seen:

@@ -149,6 +149,7 @@ SECTIONS: tuple[Section, ...] = (
         (
             *_COLUMN_RULE,
             _field("label", "label"),
+            _field("group", "group_label"),
             _field("key", "key_columns"),
             _field("active", "is_active", True),
             _field("description", "description"),

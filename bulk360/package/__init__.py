@@ -71,7 +71,8 @@ class ImportPackage:
     def node_files(self) -> list[NodeFile]:
         """Every node file, with its key properties."""
         return [
-            NodeFile(n.label, self.path(n), n.headers, n.keys, n.nodes) for n in self.manifest.nodes
+            NodeFile(n.label, self.path(n), n.headers, n.keys, n.nodes, n.group_label)
+            for n in self.manifest.nodes
         ]
 
     def relationship_files(self) -> list[RelationshipFile]:

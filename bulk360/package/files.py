@@ -71,6 +71,13 @@ class NodeFile:
     keys: Sequence[str]
     rows: int | None = None
     """Nodes in the file, when the manifest says."""
+    group_label: str | None = None
+    """A second label its nodes carry (shared by a template's tenants)."""
+
+    @property
+    def labels(self) -> list[str]:
+        """Every label its nodes carry: its own, then its group's."""
+        return [self.label, *([self.group_label] if self.group_label else [])]
 
     @property
     def fields(self) -> list[Field]:

@@ -84,6 +84,13 @@ class NodeEntry:
     sha256: str
     multiline: bool
     values: ValueCounts = field(default_factory=dict)
+    group_label: str | None = None
+    """A second label its nodes carry (shared by a template's tenants)."""
+
+    @property
+    def labels(self) -> list[str]:
+        """Every label its nodes carry: its own, then its group's."""
+        return [self.label, *([self.group_label] if self.group_label else [])]
 
 
 @dataclass(frozen=True)
@@ -172,8 +179,9 @@ class Manifest:
         """Nodes per label and relationships per type, as the graph must hold them."""
         expected: dict[tuple[str, str], int] = {}
         for node in self.nodes:
-            key = ("label", node.label)
-            expected[key] = expected.get(key, 0) + node.nodes
+            for label in node.labels:
+                key = ("label", label)
+                expected[key] = expected.get(key, 0) + node.nodes
         for rel in self.relationships:
             key = ("type", rel.type)
             expected[key] = expected.get(key, 0) + rel.relationships

@@ -65,6 +65,7 @@ def manifest_of(
                 sha256=result.sha256,
                 multiline=result.multiline,
                 values=result.values,
+                group_label=table.group_label,
             )
         )
     relationships = [

@@ -9,7 +9,7 @@ tables, properties and filters) into :class:`~bulk360.plan.rules.RelationshipPla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bulk360.control.config import ControlConfig, NodeMapping, RelationshipMapping, Source
 from bulk360.plan.catalog import CatalogColumn, CatalogTable
@@ -158,6 +158,11 @@ class TableChecks:
         where = str(mapping)
         if not IDENTIFIER.match(mapping.label):
             self.problem(f"{where}: label '{mapping.label}' is not a valid identifier")
+        group = mapping.group_label
+        if group is not None and not IDENTIFIER.match(group):
+            self.problem(f"{where}: group label '{group}' is not a valid identifier")
+        elif group is not None and any(group == m.label for m in self.config.nodes):
+            self.problem(f"{where}: group label '{group}' is the label of another mapping")
         found = self.catalog_table(mapping.source, mapping.table, where)
         if found is None:
             return None
@@ -180,7 +185,8 @@ class TableChecks:
         source = self.config.source(mapping.source)
         assert source is not None
         self.changes += schema_changes(self.config, source, found, excluded)
-        return self.table_plan(source, found, mapping.label, tuple(keys), None, where)
+        plan = self.table_plan(source, found, mapping.label, tuple(keys), None, where)
+        return replace(plan, group_label=group)
 
 
 def _holds_numbers(column: CatalogColumn) -> bool:

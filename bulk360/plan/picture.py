@@ -57,7 +57,7 @@ def _dot_source(plan: Plan, counts: Counts) -> str:
             continue
         e = html.escape
         rows = [
-            f'<tr><td bgcolor="#dbe9f6"><b>:{e(table.label)}</b>'
+            f'<tr><td bgcolor="#dbe9f6"><b>{e(table.labels_text)}</b>'
             f"{' ' + e(_count(counts.labels.get(table.label))) if counts.run_id else ''}</td></tr>",
             f"<tr><td>{e(f'{table.source}.{table.schema}.{table.table}')}</td></tr>",
             f"<tr><td>key ({e(', '.join(table.key_columns))})</td></tr>",
@@ -127,7 +127,7 @@ def mermaid(plan: Plan, counts: Counts) -> str:
     for table in plan.tables:
         if not table.label:
             continue
-        parts = [f":{table.label}", f"{table.source}.{table.schema}.{table.table}"]
+        parts = [table.labels_text, f"{table.source}.{table.schema}.{table.table}"]
         parts.append(f"key ({', '.join(table.key_columns)})")
         if counts.run_id:
             parts.append(f"{_count(counts.labels.get(table.label))} nodes")

@@ -53,11 +53,18 @@ class TablePlan:
     """Every column of the table (excluded ones too) with its type: the schema a run records."""
     has_ctid: bool = True
     """Whether its rows have a physical position (not a view or a foreign table)."""
+    group_label: str | None = None
+    """A second label its nodes carry, shared with other tables (a template's tenants)."""
 
     @property
     def name(self) -> str:
         """``label`` for node tables, ``source.table`` for tables read only for relationships."""
         return self.label or f"{self.source}.{self.table}"
+
+    @property
+    def labels_text(self) -> str:
+        """``:Label``, or ``:Label:Group`` when its nodes carry a group label too."""
+        return "".join(f":{name}" for name in (self.label, self.group_label) if name)
 
     @property
     def id_header(self) -> str:

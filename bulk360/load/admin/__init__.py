@@ -77,7 +77,7 @@ class AdminLoader:
         assert paths is not None
         result = self._stage(
             ImportRequest(
-                nodes=[(n.label, package.path(n)) for n in manifest.nodes],
+                nodes=[(":".join(n.labels), package.path(n)) for n in manifest.nodes],
                 relationships=[(r.type, package.path(r)) for r in manifest.relationships],
                 multiline=[package.path(e) for e in manifest.files() if e.multiline],
                 report_file=paths.admin_report,

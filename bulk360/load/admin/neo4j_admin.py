@@ -56,7 +56,7 @@ class ImportRequest:
     """What neo4j-admin imports, and where its report and output go."""
 
     nodes: Sequence[tuple[str, Path]]
-    """(label, file) pairs."""
+    """(labels, file) pairs; labels ``A`` or ``A:B``."""
     relationships: Sequence[tuple[str, Path]]
     """(type, file) pairs."""
     multiline: Sequence[Path]

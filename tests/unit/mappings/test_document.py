@@ -156,3 +156,114 @@ def test_diff_against_another_file_needs_no_database(tmp_path: Path) -> None:
     broken = written(tmp_path, "version: 1\nlabels: {}\n", "broken.yaml")
     wrong = bulk360("mappings", "diff", str(broken), "--against", str(base), env=env)
     assert wrong.returncode == 2 and "broken.yaml:2:" in wrong.stderr, wrong.stderr
+
+
+TEMPLATE = """\
+version: 1
+sources:
+- {name: east, host: h, port: 5432, database: east, user: u, password_env: P}
+- {name: west, host: h, port: 5432, database: west, user: u, password_env: P}
+labels:
+- {source: east, table: countries, label: Country}
+templates:
+- name: shops
+  tenants: {e: east, w: west}
+  labels:
+  - {table: customers, label: Customer, key: [id]}
+  - {table: orders, label: Order}
+  relationships:
+  - type: PLACED
+    from: {label: Customer, alias: c}
+    to: {label: Order, alias: o}
+    join: c.id = o.customer_id
+  - type: LIVES_IN
+    from: {label: Customer, alias: c}
+    to: {label: Country, alias: k}
+    join: c.country = k.code
+  - type: BOUGHT
+    from: {label: Customer, alias: c}
+    to: {label: Order, alias: o}
+    join: c.id = i.customer_id AND i.order_id = o.id
+    link: {table: items, alias: i}
+  exclude:
+  - {table: customers, column: secret, reason: a credential}
+"""
+
+
+def test_a_template_expands_to_each_tenants_rows_with_the_lines_of_its_rules(
+    tmp_path: Path,
+) -> None:
+    loaded = load(written(tmp_path, TEMPLATE))
+    labels = [row for _, row in loaded.rows.sections["labels"]]
+    assert labels[1:] == [
+        {
+            "source": "east",
+            "table": "customers",
+            "label": "Customer_e",
+            "group": "Customer",
+            "key": ["id"],
+        },
+        {"source": "east", "table": "orders", "label": "Order_e", "group": "Order"},
+        {
+            "source": "west",
+            "table": "customers",
+            "label": "Customer_w",
+            "group": "Customer",
+            "key": ["id"],
+        },
+        {"source": "west", "table": "orders", "label": "Order_w", "group": "Order"},
+    ]
+    ends = [
+        (row["type"], row["from"]["label"], row["to"]["label"], row.get("link", {}).get("source"))
+        for _, row in loaded.rows.sections["relationships"]
+    ]
+    assert ends == [
+        ("PLACED", "Customer_e", "Order_e", None),
+        ("LIVES_IN", "Customer_e", "Country", None),  # a label outside the template stays
+        ("BOUGHT", "Customer_e", "Order_e", "east"),  # the link table is the tenant's
+        ("PLACED", "Customer_w", "Order_w", None),
+        ("LIVES_IN", "Customer_w", "Country", None),
+        ("BOUGHT", "Customer_w", "Order_w", "west"),
+    ]
+    assert [row["source"] for _, row in loaded.rows.sections["exclude"]] == ["east", "west"]
+    lines = TEMPLATE.splitlines()
+    assert (
+        loaded.line("labels", 3)
+        == lines.index("  - {table: customers, label: Customer, key: [id]}") + 1
+    )
+    assert (
+        loaded.line("exclude", 1)
+        == lines.index("  - {table: customers, column: secret, reason: a credential}") + 1
+    )
+    # The expanded rows written out are a file without templates that loads to the same rows.
+    flat = dump(loaded.rows)
+    assert "templates" not in flat and dump(load(written(tmp_path, flat, "flat.yaml")).rows) == flat
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace("tenants: {e: east, w: west}", "tenants: {e-1: east}"),
+            "does not match",
+        ),
+        (
+            lambda t: t.replace("  - {table: orders, label: Order}\n", "  - {table: orders}\n"),
+            '"label" is a required property',
+        ),
+        (
+            lambda t: t.replace(
+                "- {source: east, table: countries, label: Country}\n",
+                "- {source: east, table: countries, label: Country}\n"
+                "- {source: west, table: customers, label: Customer_w}\n",
+            ),
+            "repeats the row of line",
+        ),
+    ],
+)
+def test_a_wrong_template_names_its_line(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationFailed) as failed:
+        load(written(tmp_path, edit(TEMPLATE)))
+    assert any(
+        message in problem and problem.startswith("m.yaml:") for problem in failed.value.problems
+    ), failed.value.problems
