@@ -10,6 +10,8 @@ categories) into Polars. The strategies then score (customer, product) candidate
   (igraph);
 - ``community``: what the customer's community (Louvain communities of the same graph, igraph;
   stored as the ``community`` property of the customer nodes) engages with most;
+- ``node2vec``: the products nearest to the customer's vector among node2vec embeddings of the
+  customer-product-category graph (:mod:`bulk360.apps.embeddings`; gensim's Word2Vec);
 - ``popular``: the cold start — popular products of the customer's favourite categories, then
   popular products overall.
 
@@ -27,6 +29,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -41,6 +44,8 @@ from bulk360.settings import Settings
 
 if TYPE_CHECKING:
     import igraph
+
+    from bulk360.apps.embeddings import Embeddings
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -116,7 +121,7 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         driver,
         database,
         f"MATCH (p:{product})-[:{quoted(o.in_category_type)}]->(k:{quoted(o.category_label)}) "
-        f"RETURN toString(p.{key}) AS product, elementId(k) AS category",
+        f"RETURN toString(p.{key}) AS product, coalesce(toString(k.{key}), elementId(k)) AS category",
     )
     weights = pl.DataFrame({"type": list(o.weights), "weight": list(o.weights.values())})
     text = pl.String
@@ -336,11 +341,26 @@ def popular(data: GraphData, options: RecommendOptions, targets: list[str]) -> p
     return pl.concat([by_category, everyone.select("customer", "product", "score")])
 
 
+def node2vec(
+    data: GraphData,
+    options: RecommendOptions,
+    targets: list[str],
+    embeddings: Embeddings | None = None,
+) -> pl.DataFrame:
+    """The products nearest to the customer's node2vec vector (``embeddings``: those of
+    ``data``, when already trained)."""
+    from bulk360.apps.embeddings import embed, nearest_products
+
+    depth = options.top_n + _most_purchased(data, options)
+    return nearest_products(embeddings or embed(data, options), targets, depth)
+
+
 STRATEGY_FUNCTIONS: dict[str, Strategy] = {
     "weighted": weighted,
     "copurchase": copurchase,
     "pagerank": pagerank,
     "community": community,
+    "node2vec": node2vec,
     "popular": popular,
 }
 
@@ -378,12 +398,22 @@ def _rank(
 
 
 def compute(
-    data: GraphData, options: RecommendOptions, strategy: str, targets: list[str]
+    data: GraphData,
+    options: RecommendOptions,
+    strategy: str,
+    targets: list[str],
+    embeddings: Embeddings | None = None,
 ) -> pl.DataFrame:
-    """Ranked lists (strategy, customer, rank, product, score, cold_start) for ``targets``."""
+    """Ranked lists (strategy, customer, rank, product, score, cold_start) for ``targets``
+    (``embeddings``: the node2vec vectors of ``data``, when already trained)."""
     purchased = data.purchased(options.purchase_type)
     cold = popular(data, options, targets)
-    model = cold if strategy == "popular" else STRATEGY_FUNCTIONS[strategy](data, options, targets)
+    if strategy == "popular":
+        model = cold
+    elif strategy == "node2vec":
+        model = node2vec(data, options, targets, embeddings)
+    else:
+        model = STRATEGY_FUNCTIONS[strategy](data, options, targets)
     return _rank(strategy, model, cold, purchased, options.top_n)
 
 
@@ -437,6 +467,21 @@ class RecommendRun:
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     """strategy → hit_rate, evaluated customers, seconds."""
     communities: int = 0
+    similar: int = 0
+    """Rows of similar products stored (node2vec)."""
+    embeddings: int = 0
+    """Vectors written to the ``--export-embeddings`` file."""
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """``frame`` as ``path``, written whole or not at all."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        frame.write_parquet(partial)
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the embeddings to {path}: {exc.strerror or exc}") from None
 
 
 def _write_communities(driver: Driver, database: str, data: GraphData, seed: int) -> int:
@@ -456,8 +501,22 @@ def _write_communities(driver: Driver, database: str, data: GraphData, seed: int
     return int(groups.get_column("community").n_unique())
 
 
-def recommend(settings: Settings, driver: Driver, options: RecommendOptions) -> RecommendRun:
-    """Compute every strategy's lists for all customers, evaluate them, and store them."""
+def _store_similar(conn: Any, rec_run_id: int, similar: pl.DataFrame) -> None:
+    with conn.cursor().copy(
+        "COPY product_similarities (rec_run_id, product_key, rank, similar_key, score) FROM STDIN"
+    ) as copy:
+        for product, rank, other, score in similar.iter_rows():
+            copy.write_row((rec_run_id, product, rank, other, score))
+
+
+def recommend(
+    settings: Settings,
+    driver: Driver,
+    options: RecommendOptions,
+    export_embeddings: Path | None = None,
+) -> RecommendRun:
+    """Compute every strategy's lists for all customers, evaluate them, and store them; with
+    node2vec, each product's similar products too (and the vectors in ``export_embeddings``)."""
     options.check()
     with connect_control(settings) as conn:
         row = conn.execute(
@@ -479,15 +538,25 @@ def recommend(settings: Settings, driver: Driver, options: RecommendOptions) -> 
         data = read_graph(driver, settings.neo4j_database, options)
         customers = data.customers.get_column("customer").to_list()
         result = RecommendRun(rec_run_id, etl_run_id, len(customers), 0)
+        vectors, training = None, 0.0
+        if "node2vec" in options.strategies or export_embeddings is not None:
+            from bulk360.apps.embeddings import embed
+
+            started = time.perf_counter()
+            vectors = embed(data, options)
+            training = time.perf_counter() - started
         with connect_control(settings) as conn, conn.transaction():
             for strategy in options.strategies:
                 started = time.perf_counter()
-                lists = compute(data, options, strategy, customers)
+                lists = compute(data, options, strategy, customers, vectors)
                 rate, evaluated = hit_rate(data, options, strategy)
                 result.quality[strategy] = {
                     "hit_rate": rate,
                     "evaluated": evaluated,
-                    "seconds": round(time.perf_counter() - started, 2),
+                    "seconds": round(
+                        time.perf_counter() - started + (training if strategy == "node2vec" else 0),
+                        2,
+                    ),
                 }
                 result.rows += lists.height
                 with conn.cursor().copy(
@@ -498,6 +567,22 @@ def recommend(settings: Settings, driver: Driver, options: RecommendOptions) -> 
                         copy.write_row(
                             (rec_run_id, strategy_name, customer, rank, product, score, cold)
                         )
+            if vectors is not None:
+                from bulk360.apps.embeddings import similar_products
+
+                if "node2vec" in options.strategies:
+                    similar = similar_products(vectors, options.similar)
+                    _store_similar(conn, rec_run_id, similar)
+                    result.similar = similar.height
+                if export_embeddings is not None:
+                    names = {
+                        "c": options.customer_label,
+                        "p": options.product_label,
+                        "k": options.category_label,
+                    }
+                    frame = vectors.frame(names)
+                    _write_parquet(frame, export_embeddings)
+                    result.embeddings = frame.height
             if "community" in options.strategies and options.write_communities:
                 result.communities = _write_communities(
                     driver, settings.neo4j_database, data, options.seed

@@ -10,7 +10,7 @@ from bulk360.errors import ConfigError
 
 __all__ = ["DEFAULT_WEIGHTS", "STRATEGIES", "RecommendOptions"]
 
-STRATEGIES = ("weighted", "copurchase", "pagerank", "community", "popular")
+STRATEGIES = ("weighted", "copurchase", "pagerank", "community", "node2vec", "popular")
 DEFAULT_WEIGHTS = {"VIEWED": 1.0, "ADDED_TO_CART": 3.0, "PURCHASED": 5.0}
 
 
@@ -38,6 +38,16 @@ class RecommendOptions:
     neighbours: int = 50
     """Similar products kept per product (weighted, copurchase)."""
     write_communities: bool = True
+    dimensions: int = 32
+    """node2vec: the length of each vector."""
+    walk_length: int = 20
+    walks_per_node: int = 5
+    return_p: float = 1.0
+    """node2vec's p: a walk goes back with weight 1/p."""
+    inout_q: float = 0.5
+    """node2vec's q: a walk moves away from where it was with weight 1/q (below 1: outward)."""
+    similar: int = 20
+    """Similar products stored per product (node2vec)."""
 
     def check(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -51,3 +61,9 @@ class RecommendOptions:
             raise ConfigError(f"the purchase type {self.purchase_type} needs a weight in --weights")
         if any(w <= 0 for w in self.weights.values()):
             raise ConfigError("event weights must be positive")
+        if min(self.dimensions, self.walk_length - 1, self.walks_per_node) < 1:
+            raise ConfigError(
+                "node2vec needs dimensions and walks of at least 1 and walks of 2 steps"
+            )
+        if self.return_p <= 0 or self.inout_q <= 0:
+            raise ConfigError("node2vec's p and q must be positive")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -85,6 +86,13 @@ def recommend_command(
     eval_customers: Annotated[
         int, typer.Option(help="Customers whose last purchase is held out to measure hit rate.")
     ] = 500,
+    export_embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each node's node2vec vector with its label and key to this Parquet file.",
+            dir_okay=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Compute top-N recommendations for every customer and store them with their hit rates."""
@@ -106,7 +114,7 @@ def recommend_command(
     options.check()
     settings = state(ctx).settings()
     with connect_graph(settings) as driver:
-        result = recommend(settings, driver, options)
+        result = recommend(settings, driver, options, export_embeddings)
     if as_json:
         print(json.dumps(dataclasses.asdict(result)))
         return
@@ -122,7 +130,14 @@ def recommend_command(
             f"{quality['evaluated']:,.0f}",
             f"{quality['seconds']:.1f}",
         )
-    table.caption = f"{result.rows:,} rows for {result.customers:,} customers" + (
-        f"; {result.communities} communities stored on the customers" if result.communities else ""
+    table.caption = (
+        f"{result.rows:,} rows for {result.customers:,} customers"
+        + (
+            f"; {result.communities} communities stored on the customers"
+            if result.communities
+            else ""
+        )
+        + (f"; {result.similar:,} similar products stored" if result.similar else "")
+        + (f"; {result.embeddings:,} vectors in {export_embeddings}" if result.embeddings else "")
     )
     console.print(table)

@@ -4,7 +4,9 @@
 ``/health`` and ``/health/ready``: the control database and the Neo4j database both answer a
 query), ``GET /runs`` and ``GET /runs/{id}`` from the audit tables, and
 ``GET /customers/{id}/recommendations`` from the lists ``bulk360 recommend`` stored, with a live
-parameterized Cypher query when no stored list holds the customer. The OpenAPI document
+parameterized Cypher query when no stored list holds the customer, and
+``GET /products/{id}/similar``: the nearest products by node2vec vector that a recommendation run
+stored, else the products most often bought in the same orders (live Cypher). The OpenAPI document
 (``/openapi.json``, ``/docs``) declares every answer each endpoint gives. With
 ``BULK360_API_TOKEN`` set, every endpoint but ``/``, the health endpoints and the documentation
 requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned names a password.
@@ -41,7 +43,7 @@ from bulk360.settings import Settings
 
 __all__ = ["create_app"]
 
-Strategy = Literal["weighted", "copurchase", "pagerank", "community", "popular"]
+Strategy = Literal["weighted", "copurchase", "pagerank", "community", "node2vec", "popular"]
 assert set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
 
 _BIGINT = 2**63 - 1
@@ -133,6 +135,20 @@ class Item(BaseModel):
     cold_start: bool
 
 
+class SimilarItem(BaseModel):
+    rank: int
+    product: str
+    score: float
+    """Cosine similarity of the vectors (embedding), or orders shared (copurchase)."""
+
+
+class SimilarProducts(BaseModel):
+    product: str
+    source: Literal["embedding", "copurchase"]
+    rec_run_id: int | None
+    items: list[SimilarItem]
+
+
 class Recommendations(BaseModel):
     customer: str
     strategy: Strategy
@@ -145,7 +161,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers an endpoint declares, each ``{"detail": "..."}``."""
     meaning = {
         401: "no valid bearer token (only when BULK360_API_TOKEN is set)",
-        404: "no such run or customer",
+        404: "no such run, customer or product",
         503: "the control database or Neo4j does not answer",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
@@ -231,6 +247,54 @@ def live_recommendations(
             {"rank": i, "product": row["product"], "score": row["score"], "cold_start": cold}
             for i, row in enumerate(rows, start=1)
         ],
+    }
+
+
+def stored_similar(settings: Settings, product: str, limit: int) -> dict[str, Any] | None:
+    """The product's nearest products from the newest succeeded run that stored them."""
+    with connect_control(settings) as conn:
+        rows = conn.execute(
+            "SELECT s.rec_run_id, s.rank, s.similar_key, s.score FROM product_similarities AS s"
+            " WHERE s.product_key = %(product)s"
+            "   AND s.rec_run_id = (SELECT max(x.rec_run_id) FROM product_similarities AS x"
+            "     JOIN recommendation_runs AS run USING (rec_run_id)"
+            "     WHERE run.status = 'succeeded' AND x.product_key = %(product)s)"
+            " ORDER BY s.rank LIMIT %(limit)s",
+            {"product": product, "limit": limit},
+        ).fetchall()
+    if not rows:
+        return None
+    return {
+        "source": "embedding",
+        "rec_run_id": rows[0][0],
+        "items": [{"rank": r[1], "product": r[2], "score": r[3]} for r in rows],
+    }
+
+
+def copurchased(
+    driver: Driver, database: str, product: str, limit: int, options: RecommendOptions
+) -> dict[str, Any] | None:
+    """The products most often in the same orders as ``product``; None when the graph has no
+    such product."""
+    key, label = quoted(options.key_property), quoted(options.product_label)
+    contains = quoted(options.contains_type)
+    records, _, _ = driver.execute_query(
+        f"MATCH (p:{label}) WHERE toString(p.{key}) = $product "
+        f"OPTIONAL MATCH (p)<-[:{contains}]-(o)-[:{contains}]->(other:{label}) WHERE other <> p "
+        f"WITH other, count(DISTINCT o) AS shared ORDER BY shared DESC, toString(other.{key}) "
+        f"LIMIT $limit RETURN toString(other.{key}) AS product, toFloat(shared) AS score",
+        product=product,
+        limit=limit,
+        database_=database,
+        bookmark_manager_=None,
+    )
+    if not records:
+        return None
+    found = [r.data() for r in records if r["product"] is not None]
+    return {
+        "source": "copurchase",
+        "rec_run_id": None,
+        "items": [{"rank": i, **row} for i, row in enumerate(found, start=1)],
     }
 
 
@@ -414,3 +478,29 @@ def _recommendation_routes(
         if found is None:
             raise HTTPException(404, f"customer {customer_id} not found")
         return {"customer": customer_id, "strategy": strategy, **found}
+
+    @app.get(
+        "/products/{product_id}/similar",
+        response_model=SimilarProducts,
+        responses=_errors(*guard.answers, 404, 503),
+        dependencies=guard.dependencies,
+        summary="Products like this one: nearest by node2vec vector, else bought together",
+    )
+    def similar(
+        product_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        try:
+            found = stored_similar(settings, product_id, limit)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        if found is None:
+            try:
+                found = copurchased(
+                    graph["driver"], settings.neo4j_database, product_id, limit, model
+                )
+            except (Neo4jError, DriverError) as exc:
+                raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+        if found is None:
+            raise HTTPException(404, f"product {product_id} not found")
+        return {"product": product_id, **found}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import psycopg
 import pytest
 from neo4j import Driver
@@ -291,6 +292,56 @@ def test_communities_are_stored_and_results_repeat_for_a_seed(
         assert first and first == stored(shop_settings, recommended.rec_run_id, strategy)
 
 
+def test_node2vec_similar_products_share_a_category_more_often_than_chance(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    assert recommended.quality["node2vec"]["evaluated"] == 300
+    assert recommended.similar > 0
+    with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+        pairs = conn.execute(
+            "SELECT product_key, similar_key FROM product_similarities WHERE rec_run_id = %s",
+            [recommended.rec_run_id],
+        ).fetchall()
+    category = dict(shop_sql(shop_settings, "SELECT id::text, category_id FROM products"))
+    same = sum(category[a] == category[b] for a, b in pairs) / len(pairs)
+    # Chance: two products drawn from the catalogue share a category this often.
+    sizes = shop_sql(shop_settings, "SELECT count(*) FROM products GROUP BY category_id")
+    total = sum(n for (n,) in sizes)
+    chance = sum(n * (n - 1) for (n,) in sizes) / (total * (total - 1))
+    assert same > 2 * chance, (same, chance)
+
+
+def test_embeddings_are_exported_with_their_labels_and_keys(
+    shop_settings: Settings, shop_run: RunSummary, tmp_path: Path
+) -> None:
+    path = tmp_path / "vectors.parquet"
+    result = bulk360_cli(
+        shop_settings,
+        shop_settings.import_dir,
+        *("recommend", "--strategy", "popular", "--eval-customers", "10"),
+        *("--export-embeddings", str(path)),
+    )
+    assert result.returncode == 0, result.output
+    vectors = pl.read_parquet(path)
+    assert vectors.columns == ["label", "key", "vector"]
+    assert vectors.schema["vector"] == pl.Array(pl.Float32, RecommendOptions().dimensions)
+    keys = {
+        label: set(vectors.filter(pl.col("label") == label).get_column("key"))
+        for label in ("Customer", "Product", "Category")
+    }
+    engaged = {
+        str(c) for (c,) in shop_sql(shop_settings, "SELECT DISTINCT customer_id FROM events")
+    }
+    assert keys["Customer"] == engaged
+    products = {
+        str(p) for (p,) in shop_sql(shop_settings, "SELECT DISTINCT product_id FROM events")
+    }
+    assert keys["Product"] == products
+    categories = {str(k) for (k,) in shop_sql(shop_settings, "SELECT id FROM categories")}
+    assert keys["Category"] <= categories and keys["Category"]
+    assert vectors.height == sum(len(k) for k in keys.values())
+
+
 @pytest.fixture(scope="module")
 def api(shop_settings: Settings, recommended: RecommendRun) -> Iterator[str]:
     """``bulk360 serve`` in a child process on a free port; yields its base URL."""
@@ -337,6 +388,22 @@ def test_api_answers_every_endpoint_over_http(
     for params in ({"strategy": "bogus"}, {"limit": 0}, {"limit": 101}, {"limit": "ten"}):
         assert httpx.get(api + "/customers/5/recommendations", params=params).status_code == 422
     assert httpx.get(api + "/customers/no-such-customer/recommendations").status_code == 404
+
+    assert "/products/{product_id}/similar" in httpx.get(api + "/openapi.json").json()["paths"]
+    similar = httpx.get(api + "/products/1/similar", params={"limit": 5}).json()
+    assert (similar["source"], similar["rec_run_id"]) == ("embedding", recommended.rec_run_id)
+    assert [i["rank"] for i in similar["items"]] == [1, 2, 3, 4, 5]
+    assert "1" not in [i["product"] for i in similar["items"]]
+    # A product without events has no vector: the products bought in the same orders.
+    unseen = shop_sql(
+        shop_settings,
+        "SELECT i.product_id::text FROM order_items i WHERE NOT EXISTS"
+        " (SELECT FROM events e WHERE e.product_id = i.product_id) ORDER BY 1 LIMIT 1",
+    )
+    if unseen:
+        bought = httpx.get(f"{api}/products/{unseen[0][0]}/similar").json()
+        assert bought["source"] == "copurchase" and bought["items"], bought
+    assert httpx.get(api + "/products/no-such-product/similar").status_code == 404
 
     # A customer who arrived after the batch: the live parameterized Cypher query answers.
     cypher(
