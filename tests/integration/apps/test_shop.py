@@ -472,9 +472,10 @@ def test_the_api_answers_only_what_its_openapi_document_declares(
             headers={"Authorization": f"Bearer {token}"},
             customer_id=[*customers, "2999", "777003"],  # stored lists, a newcomer, unknown
             run_id=[shop_run.run_id],
+            product_id=["1", "17", "777004"],  # stored neighbours, and an unknown product
         )
     # Every operation was reached, the guarded ones with and without the token.
-    assert "Tested: 14" in output, output[-2000:]
+    assert "Tested: 15" in output, output[-2000:]
     assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
 
 
