@@ -15,7 +15,8 @@ categories) into Polars. The strategies then score (customer, product) candidate
 - ``popular``: the cold start — popular products of the customer's favourite categories, then
   popular products overall.
 
-Products the customer already purchased are never recommended. Every strategy's list is filled
+Products the customer already purchased are never recommended. Each stored row carries a short
+reason (:mod:`bulk360.apps.reasons`). Every strategy's list is filled
 up to N from the cold start (those rows are flagged), so a customer without history gets the
 popular products. The lists go to the control database's ``recommendations`` table with the run
 id and the strategy; the offline quality figure is the hit rate of each evaluated customer's last
@@ -36,6 +37,7 @@ import polars as pl
 from neo4j import Driver
 from psycopg.types.json import Jsonb
 
+from bulk360.apps.reasons import explain
 from bulk360.apps.strategies import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions
 from bulk360.control import connect_control
 from bulk360.errors import ConfigError, one_line
@@ -68,6 +70,12 @@ class GraphData:
     interactions: pl.DataFrame  # customer, product, type, weight, at
     order_lines: pl.DataFrame  # customer, order, product
     categories: pl.DataFrame  # product, category
+    names: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"kind": pl.String, "key": pl.String, "name": pl.String}
+        )
+    )
+    """kind (``p`` product, ``k`` category), key, name: what reasons call them."""
 
     def purchased(self, purchase_type: str) -> pl.DataFrame:
         """Distinct (customer, product) pairs purchased, by event or by order line."""
@@ -123,6 +131,15 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         f"MATCH (p:{product})-[:{quoted(o.in_category_type)}]->(k:{quoted(o.category_label)}) "
         f"RETURN toString(p.{key}) AS product, coalesce(toString(k.{key}), elementId(k)) AS category",
     )
+    names = _records(
+        driver,
+        database,
+        f"MATCH (p:{product}) WHERE p.{key} IS NOT NULL AND p.name IS NOT NULL "
+        f"RETURN 'p' AS kind, toString(p.{key}) AS key, toString(p.name) AS name UNION ALL "
+        f"MATCH (k:{quoted(o.category_label)}) WHERE k.name IS NOT NULL "
+        f"RETURN 'k' AS kind, coalesce(toString(k.{key}), elementId(k)) AS key, "
+        "toString(k.name) AS name",
+    )
     weights = pl.DataFrame({"type": list(o.weights), "weight": list(o.weights.values())})
     text = pl.String
     return GraphData(
@@ -140,6 +157,7 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         categories=pl.DataFrame(categories, schema={"product": text, "category": text}).sort(
             "product", "category"
         ),
+        names=pl.DataFrame(names, schema={"kind": text, "key": text, "name": text}),
     )
 
 
@@ -559,14 +577,13 @@ def recommend(
                     ),
                 }
                 result.rows += lists.height
+                explained = explain(data, options, lists)
                 with conn.cursor().copy(
                     "COPY recommendations (rec_run_id, strategy, customer_key, rank, product_key,"
-                    " score, cold_start) FROM STDIN"
+                    " score, cold_start, reason) FROM STDIN"
                 ) as copy:
-                    for strategy_name, customer, rank, product, score, cold in lists.iter_rows():
-                        copy.write_row(
-                            (rec_run_id, strategy_name, customer, rank, product, score, cold)
-                        )
+                    for row in explained.iter_rows():
+                        copy.write_row((rec_run_id, *row))
             if vectors is not None:
                 from bulk360.apps.embeddings import similar_products
 

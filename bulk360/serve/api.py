@@ -133,6 +133,24 @@ class Item(BaseModel):
     product: str
     score: float
     cold_start: bool
+    reason: str | None = None
+    """Why it is on the list (``bought X; 12 customers who bought it bought this``)."""
+
+
+class PathNode(BaseModel):
+    label: str
+    key: str | None
+    name: str | None
+
+
+class Why(BaseModel):
+    """The shortest path from the customer to the product over the relationships that explain
+    a recommendation: nodes from the customer to the product, and the types between them."""
+
+    customer: str
+    product: str
+    nodes: list[PathNode]
+    relationships: list[str]
 
 
 class SimilarItem(BaseModel):
@@ -174,7 +192,7 @@ def stored_recommendations(
     with connect_control(settings) as conn:
         cur = conn.cursor(row_factory=dict_row)
         rows = cur.execute(
-            "SELECT r.rec_run_id, r.rank, r.product_key, r.score, r.cold_start"
+            "SELECT r.rec_run_id, r.rank, r.product_key, r.score, r.cold_start, r.reason"
             " FROM recommendations AS r"
             " WHERE r.customer_key = %(customer)s AND r.strategy = %(strategy)s"
             "   AND r.rec_run_id = (SELECT max(x.rec_run_id) FROM recommendations AS x"
@@ -195,6 +213,7 @@ def stored_recommendations(
                 "product": row["product_key"],
                 "score": row["score"],
                 "cold_start": row["cold_start"],
+                "reason": row["reason"],
             }
             for row in rows
         ],
@@ -244,7 +263,15 @@ def live_recommendations(
         "source": "live",
         "rec_run_id": None,
         "items": [
-            {"rank": i, "product": row["product"], "score": row["score"], "cold_start": cold}
+            {
+                "rank": i,
+                "product": row["product"],
+                "score": row["score"],
+                "cold_start": cold,
+                "reason": "a best seller"
+                if cold
+                else "bought by customers who engaged with the products you did",
+            }
             for i, row in enumerate(rows, start=1)
         ],
     }
@@ -296,6 +323,39 @@ def copurchased(
         "rec_run_id": None,
         "items": [{"rank": i, **row} for i, row in enumerate(found, start=1)],
     }
+
+
+def why(
+    driver: Driver, database: str, customer: str, product: str, options: RecommendOptions
+) -> dict[str, Any] | None:
+    """The shortest path between the customer and the product over purchases, orders and
+    categories (either direction, at most 8 steps); None when either is unknown or no path
+    joins them."""
+    key = quoted(options.key_property)
+    types = "|".join(
+        quoted(t)
+        for t in (
+            options.purchase_type,
+            options.placed_type,
+            options.contains_type,
+            options.in_category_type,
+        )
+    )
+    records, _, _ = driver.execute_query(
+        f"MATCH (c:{quoted(options.customer_label)}) WHERE toString(c.{key}) = $customer "
+        f"MATCH (p:{quoted(options.product_label)}) WHERE toString(p.{key}) = $product "
+        f"MATCH path = shortestPath((c)-[:{types}*..8]-(p)) "
+        f"RETURN [n IN nodes(path) | {{label: head(labels(n)), key: toString(n.{key}), "
+        "name: toString(n.name)}] AS nodes, [r IN relationships(path) | type(r)] AS relationships "
+        "LIMIT 1",
+        customer=customer,
+        product=product,
+        database_=database,
+        bookmark_manager_=None,
+    )
+    if not records:
+        return None
+    return {"customer": customer, "product": product, **records[0].data()}
 
 
 def _unavailable(exc: BaseException) -> HTTPException:
@@ -478,6 +538,25 @@ def _recommendation_routes(
         if found is None:
             raise HTTPException(404, f"customer {customer_id} not found")
         return {"customer": customer_id, "strategy": strategy, **found}
+
+    @app.get(
+        "/customers/{customer_id}/recommendations/{product_id}/why",
+        response_model=Why,
+        responses=_errors(*guard.answers, 404, 503),
+        dependencies=guard.dependencies,
+        summary="The shortest path from the customer to the product: why it is recommended",
+    )
+    def explain(
+        customer_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
+        product_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
+    ) -> dict[str, Any]:
+        try:
+            found = why(graph["driver"], settings.neo4j_database, customer_id, product_id, model)
+        except (Neo4jError, DriverError) as exc:
+            raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+        if found is None:
+            raise HTTPException(404, f"no path from customer {customer_id} to product {product_id}")
+        return found
 
     @app.get(
         "/products/{product_id}/similar",

@@ -7,6 +7,7 @@ the Customer 360 modules (pytest's file order) and nothing after it needs a grap
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -292,6 +293,58 @@ def test_communities_are_stored_and_results_repeat_for_a_seed(
         assert first and first == stored(shop_settings, recommended.rec_run_id, strategy)
 
 
+def test_every_stored_recommendation_says_why_and_the_counts_it_names_are_true(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+        reasons = conn.execute(
+            "SELECT customer_key, product_key, reason FROM recommendations"
+            " WHERE rec_run_id = %s AND strategy = 'weighted' ORDER BY customer_key, rank",
+            [recommended.rec_run_id],
+        ).fetchall()
+        assert conn.execute(
+            "SELECT count(*) FROM recommendations WHERE rec_run_id = %s AND reason IS NULL",
+            [recommended.rec_run_id],
+        ).fetchone() == (0,)
+    kinds = {reason.split(" ")[0] for _, _, reason in reasons}
+    assert kinds == {"bought", "in", "a"}, kinds
+    product_of = dict(shop_sql(shop_settings, "SELECT name, id FROM products"))
+    category_of = dict(shop_sql(shop_settings, "SELECT id::text, category_id FROM products"))
+    category_named = dict(shop_sql(shop_settings, "SELECT name, id FROM categories"))
+    bought = [r for r in reasons if r[2].startswith("bought ")][:25]
+    favourite = [r for r in reasons if r[2].startswith("in your favourite category ")][:25]
+    assert bought and favourite
+    for customer, product, reason in bought:
+        name, count = re.fullmatch(
+            r"bought (.+); (\d+) customers who bought it bought this", reason
+        ).groups()  # type: ignore[union-attr]
+        both = shop_sql(
+            shop_settings,
+            "WITH bought AS (SELECT customer_id, product_id FROM events"
+            " WHERE event_type = 'purchase' UNION SELECT o.customer_id, i.product_id"
+            " FROM orders o JOIN order_items i ON i.order_id = o.id)"
+            " SELECT count(*) FROM bought a JOIN bought b USING (customer_id)"
+            f" WHERE a.product_id = {product_of[name]} AND b.product_id = {int(product)}",
+        )[0][0]
+        mine = (
+            shop_sql(
+                shop_settings,
+                f"SELECT count(*) FROM events WHERE customer_id = {int(customer)} AND product_id ="
+                f" {product_of[name]} AND event_type = 'purchase'",
+            )[0][0]
+            + shop_sql(
+                shop_settings,
+                f"SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id WHERE"
+                f" o.customer_id = {int(customer)} AND i.product_id = {product_of[name]}",
+            )[0][0]
+        )
+        assert mine > 0, reason  # the customer bought what the reason names
+        assert both == int(count), (reason, both)
+    for _, product, reason in favourite:
+        category = reason.removeprefix("in your favourite category ")
+        assert category_of[product] == category_named[category], reason
+
+
 def test_node2vec_similar_products_share_a_category_more_often_than_chance(
     shop_settings: Settings, recommended: RecommendRun
 ) -> None:
@@ -394,6 +447,16 @@ def test_api_answers_every_endpoint_over_http(
     assert (similar["source"], similar["rec_run_id"]) == ("embedding", recommended.rec_run_id)
     assert [i["rank"] for i in similar["items"]] == [1, 2, 3, 4, 5]
     assert "1" not in [i["product"] for i in similar["items"]]
+
+    listed = httpx.get(api + "/customers/5/recommendations", params={"limit": 1}).json()
+    assert listed["items"][0]["reason"], listed
+    product = listed["items"][0]["product"]
+    path = httpx.get(f"{api}/customers/5/recommendations/{product}/why").json()
+    assert (path["nodes"][0]["label"], path["nodes"][0]["key"]) == ("Customer", "5")
+    assert (path["nodes"][-1]["label"], path["nodes"][-1]["key"]) == ("Product", product)
+    assert len(path["relationships"]) == len(path["nodes"]) - 1 >= 2
+    assert set(path["relationships"]) <= {"PURCHASED", "PLACED", "CONTAINS", "IN_CATEGORY"}
+    assert httpx.get(f"{api}/customers/5/recommendations/no-such/why").status_code == 404
     # A product without events has no vector: the products bought in the same orders.
     unseen = shop_sql(
         shop_settings,
@@ -475,7 +538,7 @@ def test_the_api_answers_only_what_its_openapi_document_declares(
             product_id=["1", "17", "777004"],  # stored neighbours, and an unknown product
         )
     # Every operation was reached, the guarded ones with and without the token.
-    assert "Tested: 15" in output, output[-2000:]
+    assert "Tested: 16" in output, output[-2000:]
     assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
 
 
