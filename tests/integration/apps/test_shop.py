@@ -517,7 +517,11 @@ def test_the_dashboard_shows_a_customer_s_lists_per_strategy(
             ]
             for table in browser.find_elements(By.CSS_SELECTOR, "table[data-strategy]")
         }
+        reasons = [
+            cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "tbody tr td:nth-child(5)")
+        ]
     assert shown == expected and len(shown) >= 4
+    assert reasons and all(reasons), reasons
 
 
 def test_the_api_answers_only_what_its_openapi_document_declares(
