@@ -9,6 +9,8 @@ In this order, the first that holds:
    with the most event weight (the cold start's favourites);
 3. ``a best seller``.
 
+A new product's list row has its reason already (:mod:`bulk360.apps.content`).
+
 Products and categories are named by their ``name`` property where the graph has one, else by
 their key.
 """
@@ -35,7 +37,8 @@ def _named(data: GraphData, kind: str, column: str) -> pl.DataFrame:
 
 
 def explain(data: GraphData, options: RecommendOptions, lists: pl.DataFrame) -> pl.DataFrame:
-    """``lists`` (customer, product, ...) with a ``reason`` column."""
+    """``lists`` (customer, product, ..., reason) with every reason filled (one there already,
+    a new product's, stays)."""
     pairs = lists.select("customer", "product").unique()
     purchased = data.purchased(options.purchase_type)
     # Buyers of each (bought, recommended) pair, only for the pairs some list holds.
@@ -87,6 +90,6 @@ def explain(data: GraphData, options: RecommendOptions, lists: pl.DataFrame) -> 
     return (
         lists.join(because, on=["customer", "product"], how="left")
         .join(in_favourite, on=["customer", "product"], how="left")
-        .with_columns(reason=pl.coalesce("r1", "r2", pl.lit("a best seller")))
+        .with_columns(reason=pl.coalesce("reason", "r1", "r2", pl.lit("a best seller")))
         .drop("r1", "r2")
     )

@@ -37,6 +37,7 @@ import polars as pl
 from neo4j import Driver
 from psycopg.types.json import Jsonb
 
+from bulk360.apps.content import NEW, new_products
 from bulk360.apps.reasons import explain
 from bulk360.apps.strategies import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions
 from bulk360.control import connect_control
@@ -76,6 +77,12 @@ class GraphData:
         )
     )
     """kind (``p`` product, ``k`` category), key, name: what reasons call them."""
+    products: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"product": pl.String, "brand": pl.String, "price": pl.Float64}
+        )
+    )
+    """Every product's attributes (the content cold start's)."""
 
     def purchased(self, purchase_type: str) -> pl.DataFrame:
         """Distinct (customer, product) pairs purchased, by event or by order line."""
@@ -140,6 +147,13 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         f"RETURN 'k' AS kind, coalesce(toString(k.{key}), elementId(k)) AS key, "
         "toString(k.name) AS name",
     )
+    attributes = _records(
+        driver,
+        database,
+        f"MATCH (p:{product}) WHERE p.{key} IS NOT NULL RETURN toString(p.{key}) AS product, "
+        f"toString(p.{quoted(o.brand_property)}) AS brand, "
+        f"toFloat(p.{quoted(o.price_property)}) AS price",
+    )
     weights = pl.DataFrame({"type": list(o.weights), "weight": list(o.weights.values())})
     text = pl.String
     return GraphData(
@@ -158,6 +172,9 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
             "product", "category"
         ),
         names=pl.DataFrame(names, schema={"kind": text, "key": text, "name": text}),
+        products=pl.DataFrame(
+            attributes, schema={"product": text, "brand": text, "price": pl.Float64}
+        ).sort("product"),
     )
 
 
@@ -389,20 +406,32 @@ def _rank(
     cold: pl.DataFrame,
     purchased: pl.DataFrame,
     top_n: int,
+    new: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Top ``top_n`` per customer: the model's candidates first, then the cold start's."""
+    """Top ``top_n`` per customer: the model's candidates first, then the cold start's; a
+    customer's ``new`` products (:mod:`bulk360.apps.content`) take the last places."""
+    order = (["customer", "tier", "score", "product"], [False, False, True, False])
     tiers = pl.concat(
         [
             model.select("customer", "product", "score", tier=pl.lit(0)),
             cold.select("customer", "product", "score", tier=pl.lit(1)),
         ]
     )
-    return (
+    fresh = (new if new is not None else pl.DataFrame(schema=NEW)).select(
+        "customer", "product", "score", "reason", tier=pl.lit(2)
+    )
+    slots = fresh.group_by("customer").agg(taken=pl.len())
+    ranked = (
         tiers.join(purchased, on=["customer", "product"], how="anti")
-        .sort(["customer", "tier", "score", "product"], descending=[False, False, True, False])
+        .sort(order[0], descending=order[1])
         .unique(["customer", "product"], keep="first", maintain_order=True)
-        .group_by("customer", maintain_order=True)
-        .head(top_n)
+        .join(slots, on="customer", how="left")
+        .filter(pl.int_range(pl.len()).over("customer") < top_n - pl.col("taken").fill_null(0))
+        .select("customer", "product", "score", reason=pl.lit(None, pl.String), tier="tier")
+    )
+    return (
+        pl.concat([ranked, fresh])
+        .sort(order[0], descending=order[1], maintain_order=True)
         .with_columns(rank=pl.int_range(1, pl.len() + 1).over("customer"))
         .select(
             pl.lit(strategy).alias("strategy"),
@@ -410,7 +439,8 @@ def _rank(
             "rank",
             "product",
             "score",
-            cold_start=(pl.col("tier") == 1) | (strategy == "popular"),
+            cold_start=(pl.col("tier") >= 1) | (strategy == "popular"),
+            reason="reason",
         )
     )
 
@@ -422,17 +452,19 @@ def compute(
     targets: list[str],
     embeddings: Embeddings | None = None,
 ) -> pl.DataFrame:
-    """Ranked lists (strategy, customer, rank, product, score, cold_start) for ``targets``
-    (``embeddings``: the node2vec vectors of ``data``, when already trained)."""
+    """Ranked lists (strategy, customer, rank, product, score, cold_start, reason) for
+    ``targets`` (``embeddings``: the node2vec vectors of ``data``, when already trained). A
+    reason is there only for new products (:mod:`bulk360.apps.reasons` gives the others)."""
     purchased = data.purchased(options.purchase_type)
     cold = popular(data, options, targets)
+    new = new_products(data, options, targets)
     if strategy == "popular":
         model = cold
     elif strategy == "node2vec":
         model = node2vec(data, options, targets, embeddings)
     else:
         model = STRATEGY_FUNCTIONS[strategy](data, options, targets)
-    return _rank(strategy, model, cold, purchased, options.top_n)
+    return _rank(strategy, model, cold, purchased, options.top_n, new)
 
 
 def _held_out(data: GraphData, options: RecommendOptions) -> tuple[GraphData, pl.DataFrame]:

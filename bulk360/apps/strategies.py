@@ -48,6 +48,12 @@ class RecommendOptions:
     """node2vec's q: a walk moves away from where it was with weight 1/q (below 1: outward)."""
     similar: int = 20
     """Similar products stored per product (node2vec)."""
+    brand_property: str = "brand"
+    price_property: str = "price"
+    price_buckets: int = 5
+    """The content cold start's price buckets: quantiles of the catalogue's prices."""
+    new_per_list: int = 1
+    """New products (no events, no orders) a list may end with, by their attributes."""
 
     def check(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -64,6 +70,10 @@ class RecommendOptions:
         if min(self.dimensions, self.walk_length - 1, self.walks_per_node) < 1:
             raise ConfigError(
                 "node2vec needs dimensions and walks of at least 1 and walks of 2 steps"
+            )
+        if self.price_buckets < 1 or not 0 <= self.new_per_list <= self.top_n:
+            raise ConfigError(
+                "price buckets must be at least 1 and new products per list 0 to --top"
             )
         if self.return_p <= 0 or self.inout_q <= 0:
             raise ConfigError("node2vec's p and q must be positive")
