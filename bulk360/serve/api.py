@@ -15,7 +15,7 @@ requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned na
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -362,6 +362,28 @@ def _unavailable(exc: BaseException) -> HTTPException:
     return HTTPException(503, one_line(exc))
 
 
+Key = Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")]
+"""A customer or product key in a path (PostgreSQL text cannot hold NUL: such a key could
+never match)."""
+
+
+def _stored_else_live(
+    stored: Callable[[], dict[str, Any] | None], live: Callable[[], dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """What the control database stored, else what the graph answers now; 503 when the one
+    asked does not answer."""
+    try:
+        found = stored()
+    except (Bulk360Error, psycopg.Error) as exc:
+        raise _unavailable(exc) from None
+    if found is not None:
+        return found
+    try:
+        return live()
+    except (Neo4jError, DriverError) as exc:
+        raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+
+
 def create_app(settings: Settings, options: RecommendOptions | None = None) -> FastAPI:
     """The API for ``settings``; Neo4j may be down at start (the health endpoints say so)."""
     graph: dict[str, Driver] = {}
@@ -519,22 +541,16 @@ def _recommendation_routes(
         dependencies=guard.dependencies,
     )
     def recommendations(
-        # PostgreSQL text cannot hold NUL: such an id could never match.
-        customer_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
+        customer_id: Key,
         strategy: Strategy = "weighted",
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
-        try:
-            found = stored_recommendations(settings, customer_id, strategy, limit)
-        except (Bulk360Error, psycopg.Error) as exc:
-            raise _unavailable(exc) from None
-        if found is None:
-            try:
-                found = live_recommendations(
-                    graph["driver"], settings.neo4j_database, customer_id, limit, model
-                )
-            except (Neo4jError, DriverError) as exc:
-                raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+        found = _stored_else_live(
+            lambda: stored_recommendations(settings, customer_id, strategy, limit),
+            lambda: live_recommendations(
+                graph["driver"], settings.neo4j_database, customer_id, limit, model
+            ),
+        )
         if found is None:
             raise HTTPException(404, f"customer {customer_id} not found")
         return {"customer": customer_id, "strategy": strategy, **found}
@@ -546,14 +562,11 @@ def _recommendation_routes(
         dependencies=guard.dependencies,
         summary="The shortest path from the customer to the product: why it is recommended",
     )
-    def explain(
-        customer_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
-        product_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
-    ) -> dict[str, Any]:
-        try:
-            found = why(graph["driver"], settings.neo4j_database, customer_id, product_id, model)
-        except (Neo4jError, DriverError) as exc:
-            raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+    def explain(customer_id: Key, product_id: Key) -> dict[str, Any]:
+        found = _stored_else_live(
+            lambda: None,
+            lambda: why(graph["driver"], settings.neo4j_database, customer_id, product_id, model),
+        )
         if found is None:
             raise HTTPException(404, f"no path from customer {customer_id} to product {product_id}")
         return found
@@ -565,21 +578,11 @@ def _recommendation_routes(
         dependencies=guard.dependencies,
         summary="Products like this one: nearest by node2vec vector, else bought together",
     )
-    def similar(
-        product_id: Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")],
-        limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    ) -> dict[str, Any]:
-        try:
-            found = stored_similar(settings, product_id, limit)
-        except (Bulk360Error, psycopg.Error) as exc:
-            raise _unavailable(exc) from None
-        if found is None:
-            try:
-                found = copurchased(
-                    graph["driver"], settings.neo4j_database, product_id, limit, model
-                )
-            except (Neo4jError, DriverError) as exc:
-                raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
+    def similar(product_id: Key, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+        found = _stored_else_live(
+            lambda: stored_similar(settings, product_id, limit),
+            lambda: copurchased(graph["driver"], settings.neo4j_database, product_id, limit, model),
+        )
         if found is None:
             raise HTTPException(404, f"product {product_id} not found")
         return {"product": product_id, **found}
