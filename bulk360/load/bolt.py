@@ -172,6 +172,8 @@ class BoltLoader:
                 )
         finally:
             driver.close()
+        # Why transactions ran again (the Spark engine's writer does not say).
+        causes = dict(getattr(writer, "retry_causes", {}))
         return LoadResult(
             nodes=writer.nodes_written,
             relationships=writer.relationships_written,
@@ -180,7 +182,8 @@ class BoltLoader:
             merged_labels=tuple(merged),
             created_types=tuple(created),
             seconds=seconds,
-            details={"cleared": cleared, "replaced_groups": replaced},
+            details={"cleared": cleared, "replaced_groups": replaced}
+            | ({"retry_causes": causes} if causes else {}),
             retries=getattr(writer, "retries", 0),
         )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 from neo4j import Driver, ManagedTransaction
+from neo4j.exceptions import Neo4jError
 
 from bulk360.load.schedule import rounds
 from bulk360.package.files import NodeFile, RelationshipFile, keys_by_id, node_rows, scan
@@ -106,12 +107,20 @@ class DriverWriter:
         self._nodes: dict[str, int] = {}
         self._relationships: dict[str, int] = {}
         self._retries = 0
+        self._causes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
     def retries(self) -> int:
         """Transactions the server aborted and the driver ran again (deadlocks among them)."""
         return self._retries
+
+    @property
+    def retry_causes(self) -> Mapping[str, int]:
+        """Why transactions were run again: the server's error code (``Neo.TransientError.
+        Transaction.DeadlockDetected``, ...), or ``connection`` when the transaction was lost
+        with its connection or at its commit."""
+        return dict(self._causes)
 
     @property
     def nodes_written(self) -> Mapping[str, int]:
@@ -189,11 +198,16 @@ class DriverWriter:
     def _write(self, batch: Batch, progress: Progress) -> None:
         """One batch in one managed transaction; counted, and its retries counted."""
         attempts = 0
+        causes: list[str] = []
 
         def work(tx: ManagedTransaction) -> None:
             nonlocal attempts
             attempts += 1
-            tx.run(batch.query, rows=batch.rows).consume()
+            try:
+                tx.run(batch.query, rows=batch.rows).consume()
+            except Neo4jError as exc:
+                causes.append(exc.code or type(exc).__name__)
+                raise
 
         with self.driver.session(
             database=self.database, bookmark_manager=self.bookmarks
@@ -201,6 +215,10 @@ class DriverWriter:
             session.execute_write(work)
         with self._lock:
             self._retries += attempts - 1
+            # A retry without a server error in the work: the connection or the commit failed.
+            causes += ["connection"] * (attempts - 1 - len(causes))
+            for cause in causes[: attempts - 1]:
+                self._causes[cause] = self._causes.get(cause, 0) + 1
             counts = self._nodes if batch.kind == "node" else self._relationships
             counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
         progress(batch.progress_task, len(batch.rows))
