@@ -139,6 +139,7 @@ def main() -> None:
 
 # The commands register themselves on `app` when their modules are imported.
 from bulk360.cli import apps as _apps  # noqa: E402,F401
+from bulk360.cli import experiments as _experiments  # noqa: E402,F401
 from bulk360.cli import follow as _follow  # noqa: E402,F401
 from bulk360.cli import graph as _graph  # noqa: E402,F401
 from bulk360.cli import history as _history  # noqa: E402,F401

@@ -6,7 +6,10 @@ query), ``GET /runs`` and ``GET /runs/{id}`` from the audit tables, and
 ``GET /customers/{id}/recommendations`` from the lists ``bulk360 recommend`` stored, with a live
 parameterized Cypher query when no stored list holds the customer, and
 ``GET /products/{id}/similar``: the nearest products by node2vec vector that a recommendation run
-stored, else the products most often bought in the same orders (live Cypher). The OpenAPI document
+stored, else the products most often bought in the same orders (live Cypher). Every list served
+has a recommendation id, and the running experiment's arm chooses its strategy when none is
+asked for; ``POST /events`` records what the customer did with a list, ``GET
+/experiments/{name}`` reports the arms. The OpenAPI document
 (``/openapi.json``, ``/docs``) declares every answer each endpoint gives. With
 ``BULK360_API_TOKEN`` set, every endpoint but ``/``, the health endpoints and the documentation
 requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned names a password.
@@ -18,7 +21,8 @@ import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -29,9 +33,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from bulk360 import __version__
+from bulk360.apps import experiments
 from bulk360.apps.recommend import STRATEGIES, RecommendOptions
 from bulk360.control import connect_control, list_runs, show_run
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
@@ -173,13 +178,62 @@ class Recommendations(BaseModel):
     source: Literal["stored", "live"]
     rec_run_id: int | None
     items: list[Item]
+    recommendation_id: UUID
+    """What ``POST /events`` reports the customer's impressions, clicks and purchases against."""
+    experiment: str | None = None
+    arm: str | None = None
+    """The experiment's arm that chose the strategy, when an experiment runs."""
+
+
+class EventIn(BaseModel):
+    """What a customer did with a served list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID
+    """Chosen by the sender: an event sent again with the same id is recorded once."""
+    recommendation_id: UUID
+    kind: Literal["impression", "click", "add_to_cart", "purchase"]
+    product: Annotated[str, Field(min_length=1, max_length=200, pattern="^[^\x00]+$")]
+    amount: Annotated[float | None, Field(ge=0, le=1e11, allow_inf_nan=False)] = None
+    """The order's value: for a purchase, and only for one."""
+    occurred_at: AwareDatetime | None = None
+    """When it happened (with its UTC offset); when it arrives, if not given."""
+
+    @model_validator(mode="after")
+    def _amount_for_purchases(self) -> EventIn:
+        if (self.kind == "purchase") != (self.amount is not None):
+            raise ValueError("a purchase has an amount, other events none")
+        return self
+
+
+class EventRecorded(BaseModel):
+    event_id: UUID
+    recorded: bool
+    """False when the same event had been recorded before."""
+
+
+class ValidationProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    detail: list[ValidationProblem]
+
+
+def _invalid(where: list[str | int], message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors."""
+    return HTTPException(422, [{"loc": where, "msg": message, "type": "value_error"}])
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers an endpoint declares, each ``{"detail": "..."}``."""
     meaning = {
         401: "no valid bearer token (only when BULK360_API_TOKEN is set)",
-        404: "no such run, customer or product",
+        404: "no such run, customer, product or experiment",
+        409: "the event id was recorded before with other content",
         503: "the control database or Neo4j does not answer",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
@@ -365,6 +419,7 @@ def _unavailable(exc: BaseException) -> HTTPException:
 Key = Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$")]
 """A customer or product key in a path (PostgreSQL text cannot hold NUL: such a key could
 never match)."""
+ExperimentName = Annotated[str, Path(pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
 
 def _stored_else_live(
@@ -417,6 +472,7 @@ def create_app(settings: Settings, options: RecommendOptions | None = None) -> F
     _metrics_routes(app, settings, guard)
     ui_routes(app, settings)
     _recommendation_routes(app, settings, graph, options or RecommendOptions(), guard)
+    _experiment_routes(app, settings, guard)
     return app
 
 
@@ -542,18 +598,52 @@ def _recommendation_routes(
     )
     def recommendations(
         customer_id: Key,
-        strategy: Strategy = "weighted",
+        strategy: Strategy | None = None,
+        experiment: Annotated[
+            str | None,
+            Query(
+                pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+                description="Serve the customer's arm of this experiment (default: of the one"
+                " running, when no strategy is given).",
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
+        if strategy is not None and experiment is not None:
+            raise _invalid(["query", "experiment"], "give a strategy or an experiment, not both")
+        try:
+            with connect_control(settings) as conn:
+                arm = (
+                    None
+                    if strategy
+                    else experiments.choose_arm(conn, customer_id, experiment, datetime.now(UTC))
+                )
+        except experiments.NotRunning as exc:
+            raise HTTPException(404, str(exc)) from None
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        chosen = arm[1].strategy if arm else strategy or "weighted"
         found = _stored_else_live(
-            lambda: stored_recommendations(settings, customer_id, strategy, limit),
+            lambda: stored_recommendations(settings, customer_id, chosen, limit),
             lambda: live_recommendations(
                 graph["driver"], settings.neo4j_database, customer_id, limit, model
             ),
         )
         if found is None:
             raise HTTPException(404, f"customer {customer_id} not found")
-        return {"customer": customer_id, "strategy": strategy, **found}
+        try:
+            with connect_control(settings) as conn:
+                served = experiments.record_served(conn, customer_id, chosen, found, arm)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        return {
+            "customer": customer_id,
+            "strategy": chosen,
+            **found,
+            "recommendation_id": served,
+            "experiment": arm[0].name if arm else None,
+            "arm": arm[1].name if arm else None,
+        }
 
     @app.get(
         "/customers/{customer_id}/recommendations/{product_id}/why",
@@ -586,3 +676,55 @@ def _recommendation_routes(
         if found is None:
             raise HTTPException(404, f"product {product_id} not found")
         return {"product": product_id, **found}
+
+
+def _experiment_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:
+    @app.post(
+        "/events",
+        response_model=EventRecorded,
+        status_code=201,
+        responses={
+            200: {"model": EventRecorded, "description": "recorded before: nothing changed"},
+            400: {"model": ErrorBody, "description": "the body cannot be read (not UTF-8)"},
+            422: {"model": Invalid, "description": "malformed, or no such list or product on it"},
+            **_errors(*guard.answers, 409, 503),
+        },
+        dependencies=guard.dependencies,
+        summary="Record an impression, click, add-to-cart or purchase of a served list",
+    )
+    def event(body: EventIn) -> Any:
+        try:
+            new = experiments.record_event(
+                settings,
+                experiments.Event(
+                    body.event_id,
+                    body.recommendation_id,
+                    body.kind,
+                    body.product,
+                    None if body.amount is None else Decimal(f"{body.amount:.2f}"),
+                    body.occurred_at,
+                ),
+            )
+        except experiments.EventRejected as exc:
+            raise _invalid(["body", "recommendation_id"], str(exc)) from None
+        except experiments.EventConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        answer = {"event_id": str(body.event_id), "recorded": new}
+        return answer if new else JSONResponse(answer, status_code=200)
+
+    @app.get(
+        "/experiments/{name}",
+        response_model=experiments.ExperimentReport,
+        responses=_errors(*guard.answers, 404, 503),
+        dependencies=guard.dependencies,
+        summary="Per arm: customers, CTR, conversion rate, average order value (95% intervals)",
+    )
+    def experiment_report(name: ExperimentName) -> experiments.ExperimentReport:
+        try:
+            return experiments.report(settings, name)
+        except experiments.NoSuchExperiment as exc:
+            raise HTTPException(404, str(exc)) from None
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None

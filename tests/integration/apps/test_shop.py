@@ -7,9 +7,13 @@ the Customer 360 modules (pytest's file order) and nothing after it needs a grap
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,13 @@ import polars as pl
 import psycopg
 import pytest
 from neo4j import Driver
+from psycopg.rows import dict_row
+from scipy.stats import t as student_t
 from selenium.webdriver.common.by import By
 
+from benchmarks.shop_week import simulate_week
 from bulk360 import RunSummary
+from bulk360.apps.experiments import Arm, assign, create_experiment, find_experiment
 from bulk360.apps.recommend import STRATEGIES, RecommendOptions, RecommendRun, recommend
 from bulk360.apps.samples import load_sample
 from bulk360.load.cypher import clear_database
@@ -585,6 +593,167 @@ def test_the_dashboard_shows_a_customer_s_lists_per_strategy(
     assert reasons and all(reasons), reasons
 
 
+def _post_event(api: str, **body: Any) -> httpx.Response:
+    return httpx.post(api + "/events", json={"event_id": str(uuid.uuid4()), **body})
+
+
+def test_an_experiment_serves_each_customer_their_arm_and_records_events_once(
+    api: str, shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    made = bulk360_cli(
+        shop_settings,
+        shop_settings.import_dir,
+        *("experiments", "create", "live", "--arm", "a=weighted", "--arm", "b=copurchase"),
+        *("--days", "1"),
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    try:
+        with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+            experiment = find_experiment(conn, "live")
+        assert experiment is not None
+        for customer in ("5", "6", "7", "8"):
+            first = httpx.get(f"{api}/customers/{customer}/recommendations").json()
+            again = httpx.get(f"{api}/customers/{customer}/recommendations").json()
+            arm = assign(experiment, customer)
+            assert (first["experiment"], first["arm"]) == ("live", arm.name)
+            assert (again["arm"], again["strategy"]) == (arm.name, arm.strategy)
+            assert first["recommendation_id"] != again["recommendation_id"]
+            expected = [
+                r[3]
+                for r in stored(shop_settings, recommended.rec_run_id, arm.strategy)
+                if r[1] == customer
+            ]
+            assert [i["product"] for i in first["items"]] == expected
+        # A strategy asked for is served outside the experiment; a named one must run.
+        plain = httpx.get(f"{api}/customers/5/recommendations", params={"strategy": "popular"})
+        assert (plain.json()["experiment"], plain.json()["strategy"]) == (None, "popular")
+        named = httpx.get(f"{api}/customers/5/recommendations", params={"experiment": "nope"})
+        assert named.status_code == 404 and "nope" in named.json()["detail"]
+        both = {"experiment": "live", "strategy": "popular"}
+        assert httpx.get(f"{api}/customers/5/recommendations", params=both).status_code == 422
+
+        served = first["recommendation_id"]
+        product = first["items"][0]["product"]
+        event = {"recommendation_id": served, "kind": "impression", "product": product}
+        event_id = str(uuid.uuid4())
+        new = httpx.post(api + "/events", json={"event_id": event_id, **event})
+        assert (new.status_code, new.json()) == (201, {"event_id": event_id, "recorded": True})
+        repeat = httpx.post(api + "/events", json={"event_id": event_id, **event})
+        assert (repeat.status_code, repeat.json()["recorded"]) == (200, False)
+        clash = {"event_id": event_id, **event, "kind": "click"}
+        assert httpx.post(api + "/events", json=clash).status_code == 409
+        bought = {**event, "kind": "purchase", "amount": 19.99}
+        assert _post_event(api, **bought).status_code == 201
+        for wrong in (
+            {**event, "recommendation_id": str(uuid.uuid4())},  # never served
+            {**event, "product": "not-on-the-list"},
+            {**event, "kind": "bought"},
+            {**event, "kind": "purchase"},  # no amount
+            {**event, "kind": "click", "amount": 5},  # an amount on a click
+            {**event, "amount": -1, "kind": "purchase"},
+            {**event, "occurred_at": "2026-11-30T10:00:00"},  # no UTC offset
+            {**event, "extra": 1},
+            {"recommendation_id": served, "kind": "click"},  # no product
+        ):
+            answer = _post_event(api, **wrong)
+            assert answer.status_code == 422, (wrong, answer.text)
+        assert httpx.post(api + "/events", content=b"{not json").status_code == 422
+        with psycopg.connect(**shop_settings.control_conninfo()) as conn:
+            kept = conn.execute(
+                "SELECT kind, product_key, amount::float8 FROM recommendation_events"
+                " WHERE recommendation_id = %s ORDER BY kind",
+                [served],
+            ).fetchall()
+        assert kept == [("impression", product, None), ("purchase", product, 19.99)]
+    finally:
+        ended = bulk360_cli(shop_settings, shop_settings.import_dir, "experiments", "end", "live")
+        assert ended.returncode == 0, ended.stdout + ended.stderr
+    after = httpx.get(f"{api}/customers/5/recommendations").json()
+    assert (after["experiment"], after["strategy"]) == (None, "weighted")
+
+
+# The report's figures per arm, computed by SQL from the same rows.
+REPORT_SQL = """
+WITH lists AS (SELECT * FROM served_recommendations WHERE experiment = %(name)s),
+shown AS (SELECT DISTINCT recommendation_id, product_key FROM recommendation_events
+          WHERE kind = 'impression'),
+clicked AS (SELECT DISTINCT recommendation_id, product_key FROM recommendation_events
+            WHERE kind = 'click'),
+bought AS (SELECT l.arm, l.customer_key, e.amount::float8 AS amount FROM recommendation_events e
+           JOIN lists l USING (recommendation_id) WHERE e.kind = 'purchase')
+SELECT l.arm,
+       count(DISTINCT l.customer_key) AS customers,
+       count(DISTINCT l.recommendation_id) AS lists,
+       (SELECT count(*) FROM shown s JOIN lists x USING (recommendation_id) WHERE x.arm = l.arm)
+           AS impressions,
+       (SELECT count(*) FROM shown s JOIN clicked USING (recommendation_id, product_key)
+           JOIN lists x USING (recommendation_id) WHERE x.arm = l.arm) AS clicks,
+       (SELECT count(DISTINCT customer_key) FROM bought b WHERE b.arm = l.arm) AS buyers,
+       (SELECT count(*) FROM bought b WHERE b.arm = l.arm) AS purchases,
+       (SELECT avg(amount) FROM bought b WHERE b.arm = l.arm) AS aov,
+       (SELECT stddev_samp(amount) FROM bought b WHERE b.arm = l.arm) AS aov_sd,
+       (SELECT sum(amount) FROM bought b WHERE b.arm = l.arm) AS revenue
+FROM lists l GROUP BY l.arm ORDER BY l.arm
+"""
+
+
+def _wilson(successes: int, trials: int) -> tuple[float, float]:
+    z = 1.959963984540054
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2))
+    return centre - half, centre + half
+
+
+def test_a_simulated_week_reports_what_sql_computes_from_the_same_events(
+    api: str, shop_settings: Settings, recommended: RecommendRun, neo4j_driver: Driver
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    create_experiment(
+        shop_settings,
+        "week",
+        [Arm("weighted", "weighted", 1), Arm("node2vec", "node2vec", 1)],
+        now - timedelta(days=7),
+        now,
+    )
+    week = simulate_week(shop_settings, neo4j_driver, "week", seed=3)
+    assert week.lists > 3000 and week.events > week.lists * 5
+    printed = bulk360_cli(
+        shop_settings, shop_settings.import_dir, "experiments", "report", "week", "--json"
+    )
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    cli = json.loads(printed.stdout)
+    served = httpx.get(api + "/experiments/week").json()
+    assert served["arms"] == cli["arms"]
+    assert httpx.get(api + "/experiments/no-such").status_code == 404
+    with psycopg.connect(**shop_settings.control_conninfo(), row_factory=dict_row) as conn:
+        expected = {r["arm"]: r for r in conn.execute(REPORT_SQL, {"name": "week"}).fetchall()}
+    assert sorted(expected) == ["node2vec", "weighted"]
+    for arm in served["arms"]:
+        sql = expected[arm["arm"]]
+        for figure in ("customers", "lists", "impressions", "clicks", "buyers", "purchases"):
+            assert arm[figure] == sql[figure], (arm["arm"], figure)
+        assert arm["purchases"] > 10 and arm["revenue"] == pytest.approx(sql["revenue"])
+        assert arm["ctr"]["value"] == pytest.approx(sql["clicks"] / sql["impressions"])
+        assert (arm["ctr"]["low"], arm["ctr"]["high"]) == pytest.approx(
+            _wilson(sql["clicks"], sql["impressions"])
+        )
+        conversion = arm["conversion_rate"]
+        assert conversion["value"] == pytest.approx(sql["buyers"] / sql["customers"])
+        assert (conversion["low"], conversion["high"]) == pytest.approx(
+            _wilson(sql["buyers"], sql["customers"])
+        )
+        aov = arm["average_order_value"]
+        margin = student_t.ppf(0.975, sql["purchases"] - 1) * sql["aov_sd"]
+        margin /= math.sqrt(sql["purchases"])
+        assert (aov["value"], aov["low"], aov["high"]) == pytest.approx(
+            (sql["aov"], sql["aov"] - margin, sql["aov"] + margin)
+        )
+    # Each arm holds about half the customers who visited.
+    customers = [arm["customers"] for arm in served["arms"]]
+    assert abs(customers[0] - customers[1]) / sum(customers) < 0.1, customers
+
+
 def test_the_api_answers_only_what_its_openapi_document_declares(
     shop_settings: Settings, shop_run: RunSummary, recommended: RecommendRun, tmp_path: Path
 ) -> None:
@@ -601,9 +770,11 @@ def test_the_api_answers_only_what_its_openapi_document_declares(
             customer_id=[*customers, "2999", "777003"],  # stored lists, a newcomer, unknown
             run_id=[shop_run.run_id],
             product_id=["1", "17", "777004"],  # stored neighbours, and an unknown product
+            name=["week", "no-such-experiment"],
+            may_reject=("/events", "/customers/{customer_id}/recommendations"),
         )
     # Every operation was reached, the guarded ones with and without the token.
-    assert "Tested: 16" in output, output[-2000:]
+    assert "Tested: 18" in output, output[-2000:]
     assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
 
 
