@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from neo4j import Driver
 
-from bulk360.apps.experiments import assign, find_experiment
+from bulk360.apps.experiments import assign, get_experiment
 from bulk360.apps.strategies import RecommendOptions
 from bulk360.control import connect_control
 from bulk360.errors import ConfigError
@@ -76,9 +76,7 @@ def simulate_week(
     options = options or RecommendOptions()
     rng = random.Random(seed)
     with connect_control(settings) as conn:
-        experiment = find_experiment(conn, name)
-        if experiment is None:
-            raise ConfigError(f"no experiment '{name}'")
+        experiment = get_experiment(conn, name)
         run_id = conn.execute(
             "SELECT max(rec_run_id) FROM recommendation_runs WHERE status = 'succeeded'"
         ).fetchone()

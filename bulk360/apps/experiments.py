@@ -52,6 +52,7 @@ __all__ = [
     "create_experiment",
     "end_experiment",
     "find_experiment",
+    "get_experiment",
     "list_experiments",
     "record_event",
     "record_served",
@@ -174,6 +175,14 @@ def _experiments(conn: psycopg.Connection[Any], name: str | None) -> list[Experi
 def find_experiment(conn: psycopg.Connection[Any], name: str) -> Experiment | None:
     found = _experiments(conn, name)
     return found[0] if found else None
+
+
+def get_experiment(conn: psycopg.Connection[Any], name: str) -> Experiment:
+    """The experiment named; NoSuchExperiment when there is none."""
+    experiment = find_experiment(conn, name)
+    if experiment is None:
+        raise NoSuchExperiment(f"no experiment '{name}'")
+    return experiment
 
 
 def running_experiment(conn: psycopg.Connection[Any], at: datetime) -> Experiment | None:
@@ -336,9 +345,7 @@ def report(settings: Settings, name: str) -> ExperimentReport:
     import polars as pl
 
     with connect_control(settings) as conn:
-        experiment = find_experiment(conn, name)
-        if experiment is None:
-            raise NoSuchExperiment(f"no experiment '{name}'")
+        experiment = get_experiment(conn, name)
         served = conn.execute(
             "SELECT recommendation_id::text, customer_key, arm FROM served_recommendations"
             " WHERE experiment = %s",
