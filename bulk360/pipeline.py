@@ -29,6 +29,7 @@ from typing import Any
 from bulk360 import __version__
 from bulk360.control.history import Resumable, graph_run, resumable
 from bulk360.control.ledger import balance, record
+from bulk360.control.notify import announce
 from bulk360.control.runlog import RunLog, keep_failure
 from bulk360.engines import Engine, SparkOptions, start_engine
 from bulk360.errors import (
@@ -238,6 +239,17 @@ class _Run:
         self.log.finish(status, error=error, **self.summary.run_row(), **extra)
         self.summary.status = status
 
+    def announce(self) -> None:
+        """Tell the API's cache what the load changed (a failure to tell is a note: the graph
+        is written, and cached lists expire anyway)."""
+        touched = self.summary.load.touched if self.summary.load else None
+        if touched == {}:
+            return
+        try:
+            announce(self.settings, "graph", touched)
+        except Bulk360Error as exc:
+            self.note(f"the API's cache was not told of this run's changes: {exc}")
+
     def fail(self, error: str, trace: str | None = None) -> str | None:
         """Log the run as failed; a failed load also records what it wrote so far.
 
@@ -308,6 +320,8 @@ def _steps(state: _Run, resumed: Resumable | None) -> None:
         path = str(package.folder / MANIFEST_FILE)
         state.log.artifact("manifest", path, package.sha256, state.loader.writes)
         state.finish("succeeded")
+    if state.loader.writes:
+        state.announce()
 
 
 def run(

@@ -53,6 +53,12 @@ class Settings:
     its ``jars/`` is Spark itself, its ``bulk360-jars/`` the JDBC driver and Neo4j connector."""
     api_token: str | None = field(default=None, repr=False)
     """The bearer token ``bulk360 serve`` requires when set (``BULK360_API_TOKEN``); never printed."""
+    api_cache_seconds: int = 300
+    """How long ``bulk360 serve`` may keep a recommendation list it served (changes drop it
+    sooner); 0 caches nothing (``BULK360_API_CACHE_SECONDS``)."""
+    redis_url: str | None = field(default=None, repr=False)
+    """The Redis that holds the API's cache, shared by its workers (``BULK360_REDIS_URL``;
+    default: each worker's memory); never printed (it may hold a password)."""
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The merged environment, used only to resolve a source's ``db_password_env``."""
 
@@ -136,6 +142,13 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
     except ValueError:
         raise ConfigError("setting ETL_DB_PORT must be a port number") from None
 
+    try:
+        cache_seconds = int(merged.get("BULK360_API_CACHE_SECONDS") or 300)
+    except ValueError:
+        raise ConfigError("setting BULK360_API_CACHE_SECONDS must be a number of seconds") from None
+    if cache_seconds < 0:
+        raise ConfigError("setting BULK360_API_CACHE_SECONDS must be 0 or more")
+
     values: dict[str, Any] = {
         "etl_db_host": pick("ETL_DB_HOST", "127.0.0.1"),
         "etl_db_port": port,
@@ -151,6 +164,8 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         "cache_dir": _cache_dir(merged),
         "spark_home": folder("SPARK_HOME", ".local/spark"),
         "api_token": merged.get("BULK360_API_TOKEN") or None,
+        "api_cache_seconds": cache_seconds,
+        "redis_url": merged.get("BULK360_REDIS_URL") or None,
         "environment": merged,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -32,6 +32,7 @@ import psycopg
 
 from bulk360.apps.strategies import STRATEGIES
 from bulk360.control import connect_control
+from bulk360.control.notify import notify
 from bulk360.errors import ConfigError
 from bulk360.settings import Settings
 
@@ -47,6 +48,7 @@ __all__ = [
     "Interval",
     "NoSuchExperiment",
     "NotRunning",
+    "all_experiments",
     "assign",
     "choose_arm",
     "create_experiment",
@@ -154,6 +156,7 @@ def create_experiment(
             " VALUES (%s, %s, %s, %s, %s)",
             [(name, i, a.name, a.strategy, a.share) for i, a in enumerate(arms)],
         )
+        notify(conn, "experiments")
     return Experiment(name, tuple(arms), starts_at, ends_at)
 
 
@@ -170,6 +173,11 @@ def _experiments(conn: psycopg.Connection[Any], name: str | None) -> list[Experi
         known = found.get(exp) or Experiment(exp, (), starts, ends)
         found[exp] = Experiment(exp, (*known.arms, Arm(arm, strategy, share)), starts, ends)
     return list(found.values())
+
+
+def all_experiments(conn: psycopg.Connection[Any]) -> list[Experiment]:
+    """Every experiment with its arms, the one that started last first."""
+    return _experiments(conn, None)
 
 
 def find_experiment(conn: psycopg.Connection[Any], name: str) -> Experiment | None:
@@ -201,6 +209,7 @@ def end_experiment(settings: Settings, name: str, at: datetime) -> None:
             "UPDATE experiments SET ends_at = %s WHERE name = %s AND starts_at < %s",
             [at, name, at],
         ).rowcount
+        notify(conn, "experiments")
     if not done:
         raise ConfigError(f"no experiment '{name}' that started before {at:%Y-%m-%d %H:%M}")
 
@@ -241,11 +250,11 @@ class Event:
     occurred_at: datetime | None = None
 
 
-def record_event(settings: Settings, event: Event) -> bool:
+def record_event(conn: psycopg.Connection[Any], event: Event) -> bool:
     """Record what a customer did with a served list: True when new, False when the same event
     was recorded before. An unknown list or a product not on it is rejected, and so is an event
     id recorded before with other content."""
-    with connect_control(settings) as conn, conn.transaction():
+    with conn.transaction():
         served = conn.execute(
             "SELECT products FROM served_recommendations WHERE recommendation_id = %s",
             [event.recommendation_id],
@@ -397,16 +406,17 @@ def report(settings: Settings, name: str) -> ExperimentReport:
 
 
 def choose_arm(
-    conn: psycopg.Connection[Any], customer: str, name: str | None, at: datetime
+    known: Sequence[Experiment], customer: str, name: str | None, at: datetime
 ) -> tuple[Experiment, Arm] | None:
-    """The experiment named (else the one running) and the customer's arm; None when no
-    experiment runs; ConfigError when the one named does not run at ``at``."""
+    """Of the ``known`` experiments, the one named (else the one running that started last)
+    and the customer's arm; None when no experiment runs; NotRunning when the one named does
+    not run at ``at``."""
     if name is None:
-        experiment = running_experiment(conn, at)
+        experiment = next((e for e in known if e.running(at)), None)
         if experiment is None:
             return None
     else:
-        experiment = find_experiment(conn, name)
+        experiment = next((e for e in known if e.name == name), None)
         if experiment is None or not experiment.running(at):
             raise NotRunning(f"no experiment '{name}' runs now")
     return experiment, assign(experiment, customer)

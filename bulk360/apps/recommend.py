@@ -41,6 +41,7 @@ from bulk360.apps.content import NEW, new_products
 from bulk360.apps.reasons import explain
 from bulk360.apps.strategies import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions
 from bulk360.control import connect_control
+from bulk360.control.notify import notify
 from bulk360.errors import ConfigError, one_line
 from bulk360.graph import quoted
 from bulk360.settings import Settings
@@ -641,6 +642,7 @@ def recommend(
                 " customers = %s, quality = %s WHERE rec_run_id = %s",
                 [result.customers, Jsonb(result.quality), rec_run_id],
             )
+            notify(conn, "recommendations")
         return result
     except BaseException as exc:
         with connect_control(settings) as conn:

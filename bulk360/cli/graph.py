@@ -107,17 +107,30 @@ def serve_command(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (each with its Neo4j driver, control database pool and, "
+            "without BULK360_REDIS_URL, its own cache).",
+        ),
+    ] = 1,
+    cache: Annotated[
+        bool,
+        typer.Option(help="Cache recommendation lists (--no-cache: read them on each request)."),
+    ] = True,
     insecure: Annotated[
         bool,
         typer.Option(help="Serve on a non-loopback address without BULK360_API_TOKEN."),
     ] = False,
 ) -> None:
     """Serve the HTTP API (health, run history, recommendations; docs at /docs)."""
+    import os
+
     import uvicorn
 
     from bulk360.errors import ConfigError
     from bulk360.graph import bolt_uri
-    from bulk360.serve.api import create_app
 
     settings = state(ctx).settings()
     if not settings.api_token and not _loopback(host) and not insecure:
@@ -126,7 +139,20 @@ def serve_command(
             "send Authorization: Bearer <token>), or pass --insecure to serve it open"
         )
     bolt_uri(settings.neo4j_uri)  # a wrong scheme is one line now, not an error per request
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # Each worker reads its settings again, from the same file and these choices.
+    env_file = state(ctx).env_file
+    if env_file is not None:
+        os.environ["BULK360_ENV_FILE"] = str(env_file.resolve())
+    if not cache:
+        os.environ["BULK360_API_CACHE_SECONDS"] = "0"
+    uvicorn.run(
+        "bulk360.serve.api:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @app.command("check")

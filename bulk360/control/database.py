@@ -12,7 +12,7 @@ import psycopg
 from bulk360.errors import ConfigError
 from bulk360.settings import Settings
 
-__all__ = ["connect_control", "error_reason", "init_schema", "sql_dir"]
+__all__ = ["connect_control", "error_reason", "init_schema", "no_schema", "sql_dir"]
 
 
 def sql_dir() -> Path:
@@ -44,10 +44,15 @@ def connect_control(
         try:
             yield conn
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-            raise ConfigError(
-                f"the control database {settings.etl_db_name} has no bulk360 schema or an "
-                "older one; run `bulk360 init` first (it creates or migrates the schema)"
-            ) from None
+            raise no_schema(settings) from None
+
+
+def no_schema(settings: Settings) -> ConfigError:
+    """What a query of a table or column the control database does not have means."""
+    return ConfigError(
+        f"the control database {settings.etl_db_name} has no bulk360 schema or an "
+        "older one; run `bulk360 init` first (it creates or migrates the schema)"
+    )
 
 
 def init_schema(settings: Settings) -> list[str]:

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from bulk360.control.follow import record_caught_up, record_position, register_source
 from bulk360.control.history import graph_run
+from bulk360.control.notify import announce
 from bulk360.control.runlog import RunLog
 from bulk360.errors import (
     ConfigError,
@@ -462,6 +463,9 @@ class Follower:
         source.change.advance(conn, lsn)
         with _lost("the control database"):
             record_position(self.settings, name, lsn, last.commit_time, log.run_id)
+            touched = writer.take_touched()
+            if touched:
+                announce(self.settings, "graph", touched)
         summary.windows += 1
         summary.transactions += len(window)
         summary.changes += sum(len(t.changes) for t in window)

@@ -91,6 +91,9 @@ class LoadResult:
     retries: int = 0
     """Bolt transactions the server aborted (a deadlock, a dropped connection) and the
     driver ran again."""
+    touched: Mapping[str, frozenset[str] | None] | None = None
+    """What changed, told to the API's cache (:data:`bulk360.control.notify.Touched`): the
+    whole graph unless a mode knows better (a sync names the keys it touched)."""
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,7 @@ class SyncLoader:
             notes=_notes(sync),
             diffed_against=sync.diffed_against,
             retries=self.writer.retries if self.writer else 0,
+            touched=self.writer.take_touched() if self.writer else {},
         )
 
     def swap(self) -> str:
@@ -331,6 +332,8 @@ class SyncLoader:
         )
         # 3. Relationships: whole groups deleted and written anew, changed pairs replaced.
         for start, kind, end in sync.rebuilt:
+            writer.touch(start)
+            writer.touch(end)
             with driver.session(database=database, bookmark_manager=writer.bookmarks) as session:
                 session.run(delete_group_query(start, kind, end), size=size).consume()
         for files in sync.rebuilt.values():

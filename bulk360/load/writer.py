@@ -29,7 +29,10 @@ from bulk360.load.schedule import rounds
 from bulk360.package.files import NodeFile, RelationshipFile, keys_by_id, node_rows, scan
 from bulk360.package.writer import Progress
 
-__all__ = ["Batch", "DriverWriter", "batches", "relationship_rows"]
+__all__ = ["MAX_TOUCHED", "Batch", "DriverWriter", "batches", "relationship_rows"]
+
+MAX_TOUCHED = 10_000
+"""Keys of one label remembered as touched; beyond, the whole label is."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class DriverWriter:
         self._relationships: dict[str, int] = {}
         self._retries = 0
         self._causes: dict[str, int] = {}
+        self._touched: dict[str, set[str] | None] = {}
         self._lock = threading.Lock()
 
     @property
@@ -129,6 +133,25 @@ class DriverWriter:
     @property
     def relationships_written(self) -> Mapping[str, int]:
         return dict(self._relationships)
+
+    def touch(self, label: str, keys: pl.DataFrame | None = None) -> None:
+        """Remember that nodes of ``label`` changed: those of ``keys`` (one key column), or
+        any (``None``, or a key of several columns)."""
+        with self._lock:
+            known = self._touched.setdefault(label, set())
+            if known is None:
+                return
+            if keys is None or keys.width != 1 or len(known) + keys.height > MAX_TOUCHED:
+                self._touched[label] = None
+            else:
+                known.update(str(v) for v in keys.to_series() if v is not None)
+
+    def take_touched(self) -> dict[str, frozenset[str] | None]:
+        """What :meth:`touch` remembered since the last call (see
+        :data:`bulk360.control.notify.Touched`)."""
+        with self._lock:
+            taken, self._touched = self._touched, {}
+        return {label: None if keys is None else frozenset(keys) for label, keys in taken.items()}
 
     def write_nodes(self, jobs: Sequence[tuple[NodeFile, str]], progress: Progress) -> None:
         for node, _ in jobs:
@@ -186,6 +209,8 @@ class DriverWriter:
         )
         with self._lock:
             self._relationships.setdefault(rel.name, 0)
+        self.touch(rel.start.label, frame.select(columns[:n_start]))
+        self.touch(rel.end.label, frame.select(columns[n_start : n_start + n_end]))
 
         def partition(rows: pl.DataFrame) -> None:
             for batch in batches(rows, self.batch_size, kind, rel.name, query, task):
@@ -197,6 +222,8 @@ class DriverWriter:
 
     def _write(self, batch: Batch, progress: Progress) -> None:
         """One batch in one managed transaction; counted, and its retries counted."""
+        if batch.kind == "deleted":  # nodes gone, with their relationships
+            self.touch(batch.name)
         attempts = 0
         causes: list[str] = []
 

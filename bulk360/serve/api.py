@@ -18,8 +18,8 @@ requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned na
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,20 +33,27 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from bulk360 import __version__
 from bulk360.apps import experiments
 from bulk360.apps.recommend import STRATEGIES, RecommendOptions
-from bulk360.control import connect_control, list_runs, show_run
+from bulk360.control import list_runs, show_run
+from bulk360.control.database import no_schema
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
 from bulk360.graph import quoted
+from bulk360.serve.cache import ListCache, make_store
 from bulk360.serve.health import follow_problem, neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.serve.metrics import CONTENT_TYPE, scrape
 from bulk360.serve.ui import ui_routes
-from bulk360.settings import Settings
+from bulk360.settings import Settings, load_settings
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
+
+POOL_SIZE = 16
+"""Control database connections per worker (FastAPI runs up to 40 requests at once per
+worker; the rest wait for a connection)."""
 
 Strategy = Literal["weighted", "copurchase", "pagerank", "community", "node2vec", "popular"]
 assert set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
@@ -240,12 +247,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def stored_recommendations(
-    settings: Settings, customer: str, strategy: str, limit: int
+    conn: psycopg.Connection[Any], customer: str, strategy: str, limit: int | None = None
 ) -> dict[str, Any] | None:
     """The customer's list from the newest succeeded recommendation run that holds one."""
-    with connect_control(settings) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        rows = cur.execute(
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
             "SELECT r.rec_run_id, r.rank, r.product_key, r.score, r.cold_start, r.reason"
             " FROM recommendations AS r"
             " WHERE r.customer_key = %(customer)s AND r.strategy = %(strategy)s"
@@ -255,7 +262,9 @@ def stored_recommendations(
             "       AND x.strategy = %(strategy)s)"
             " ORDER BY r.rank LIMIT %(limit)s",
             {"customer": customer, "strategy": strategy, "limit": limit},
-        ).fetchall()
+        )
+        .fetchall()
+    )
     if not rows:
         return None
     return {
@@ -272,6 +281,40 @@ def stored_recommendations(
             for row in rows
         ],
     }
+
+
+def bought_since(
+    driver: Driver,
+    database: str,
+    customer: str,
+    products: list[str],
+    options: RecommendOptions,
+) -> set[str]:
+    """Of a stored list's ``products``, those the customer has bought (since the list was
+    computed: a list never holds a product bought before)."""
+    key = quoted(options.key_property)
+    # A key is text in the lists and may be a number in the graph: both are looked up (a key
+    # constraint's index serves either).
+    records, _, _ = driver.execute_query(
+        f"MATCH (c:{quoted(options.customer_label)}) "
+        f"WHERE c.{key} IN [$customer, toInteger($customer)] "
+        f"MATCH (c)-[:{quoted(options.purchase_type)}]->(p:{quoted(options.product_label)}) "
+        f"WHERE toString(p.{key}) IN $products "
+        f"RETURN DISTINCT toString(p.{key}) AS product",
+        customer=customer,
+        products=products,
+        database_=database,
+        bookmark_manager_=None,
+    )
+    return {record["product"] for record in records}
+
+
+def _without(found: dict[str, Any], gone: set[str]) -> dict[str, Any]:
+    """``found`` without the products ``gone``, ranked again from 1."""
+    if not gone:
+        return found
+    kept = [item for item in found["items"] if item["product"] not in gone]
+    return {**found, "items": [{**item, "rank": i} for i, item in enumerate(kept, start=1)]}
 
 
 def live_recommendations(
@@ -331,18 +374,19 @@ def live_recommendations(
     }
 
 
-def stored_similar(settings: Settings, product: str, limit: int) -> dict[str, Any] | None:
+def stored_similar(
+    conn: psycopg.Connection[Any], product: str, limit: int
+) -> dict[str, Any] | None:
     """The product's nearest products from the newest succeeded run that stored them."""
-    with connect_control(settings) as conn:
-        rows = conn.execute(
-            "SELECT s.rec_run_id, s.rank, s.similar_key, s.score FROM product_similarities AS s"
-            " WHERE s.product_key = %(product)s"
-            "   AND s.rec_run_id = (SELECT max(x.rec_run_id) FROM product_similarities AS x"
-            "     JOIN recommendation_runs AS run USING (rec_run_id)"
-            "     WHERE run.status = 'succeeded' AND x.product_key = %(product)s)"
-            " ORDER BY s.rank LIMIT %(limit)s",
-            {"product": product, "limit": limit},
-        ).fetchall()
+    rows = conn.execute(
+        "SELECT s.rec_run_id, s.rank, s.similar_key, s.score FROM product_similarities AS s"
+        " WHERE s.product_key = %(product)s"
+        "   AND s.rec_run_id = (SELECT max(x.rec_run_id) FROM product_similarities AS x"
+        "     JOIN recommendation_runs AS run USING (rec_run_id)"
+        "     WHERE run.status = 'succeeded' AND x.product_key = %(product)s)"
+        " ORDER BY s.rank LIMIT %(limit)s",
+        {"product": product, "limit": limit},
+    ).fetchall()
     if not rows:
         return None
     return {
@@ -422,35 +466,94 @@ never match)."""
 ExperimentName = Annotated[str, Path(pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
 
-def _stored_else_live(
-    stored: Callable[[], dict[str, Any] | None], live: Callable[[], dict[str, Any] | None]
-) -> dict[str, Any] | None:
-    """What the control database stored, else what the graph answers now; 503 when the one
-    asked does not answer."""
+def _live(answer: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """What the graph answers now; 503 when Neo4j does not answer."""
     try:
-        found = stored()
-    except (Bulk360Error, psycopg.Error) as exc:
-        raise _unavailable(exc) from None
-    if found is not None:
-        return found
-    try:
-        return live()
+        return answer()
     except (Neo4jError, DriverError) as exc:
         raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
 
 
+class _Serving:
+    """What one worker shares between requests: the Neo4j driver, a pool of control database
+    connections, and the cache of lists."""
+
+    def __init__(self, settings: Settings, model: RecommendOptions) -> None:
+        self.settings, self.model = settings, model
+        self.driver: Driver = neo4j_driver(settings)
+        # Opened without waiting: a control database down at start is a 503, not a crash.
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            kwargs={**settings.control_conninfo(), "autocommit": True},
+            min_size=1,
+            max_size=POOL_SIZE,
+            timeout=10,
+            open=False,
+            name="bulk360-api",
+        )
+        self.cache = ListCache(
+            settings, make_store(settings), model.customer_label, model.product_label
+        )
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+        self.cache.start()
+
+    def close(self) -> None:
+        self.cache.close()
+        self.pool.close()
+        self.driver.close()
+
+    @contextmanager
+    def control(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection to the control database."""
+        with self.pool.connection() as conn:
+            try:
+                yield conn
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+                raise no_schema(self.settings) from None
+
+    def stored_list(
+        self, conn: psycopg.Connection[Any], customer: str, strategy: str
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The customer's stored list without what they bought since, and how the cache
+        answered (a ``Cache-Status`` value, RFC 9211)."""
+        ticket = self.cache.ticket()
+        if ticket is not None:
+            hit = self.cache.get(ticket, strategy, customer)
+            if hit is not None:
+                return hit, "bulk360; hit"
+        found = stored_recommendations(conn, customer, strategy)
+        missed = "bulk360; fwd=bypass" if ticket is None else "bulk360; fwd=uri-miss"
+        if found is None:
+            return None, missed
+        products = [item["product"] for item in found["items"]]
+        try:
+            gone = bought_since(
+                self.driver, self.settings.neo4j_database, customer, products, self.model
+            )
+        except (Neo4jError, DriverError):
+            return found, missed + '; detail="unfiltered"'  # served as stored, not cached
+        found = _without(found, gone)
+        if ticket is not None and self.cache.put(ticket, strategy, customer, found):
+            return found, missed + "; stored"
+        return found, missed
+
+
 def create_app(settings: Settings, options: RecommendOptions | None = None) -> FastAPI:
-    """The API for ``settings``; Neo4j may be down at start (the health endpoints say so)."""
-    graph: dict[str, Driver] = {}
+    """The API for ``settings``; Neo4j and the control database may be down at start (the
+    health endpoints say so)."""
+    model = options or RecommendOptions()
+    shared: dict[str, _Serving] = {}
     token = settings.api_token
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        graph["driver"] = neo4j_driver(settings)
+        shared["serving"] = serving = _Serving(settings, model)
+        serving.open()
         try:
             yield
         finally:
-            graph["driver"].close()
+            serving.close()
 
     app = FastAPI(title="bulk360", version=__version__, lifespan=lifespan)
 
@@ -467,13 +570,19 @@ def create_app(settings: Settings, options: RecommendOptions | None = None) -> F
 
     # Without a token nothing is asked, and the document declares no security scheme.
     guard = _Guard([Depends(require_token)] if token else [], (401,) if token else ())
-    _health_routes(app, settings, graph)
+    _health_routes(app, settings, shared)
     _history_routes(app, settings, guard)
     _metrics_routes(app, settings, guard)
     ui_routes(app, settings)
-    _recommendation_routes(app, settings, graph, options or RecommendOptions(), guard)
-    _experiment_routes(app, settings, guard)
+    _recommendation_routes(app, shared, guard)
+    _experiment_routes(app, settings, shared, guard)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The API for the settings of the environment (``BULK360_ENV_FILE`` names the file):
+    what each ``bulk360 serve --workers N`` worker process serves."""
+    return create_app(load_settings())
 
 
 @dataclass(frozen=True)
@@ -484,7 +593,7 @@ class _Guard:
     answers: tuple[int, ...]
 
 
-def _health_routes(app: FastAPI, settings: Settings, graph: dict[str, Driver]) -> None:
+def _health_routes(app: FastAPI, settings: Settings, shared: dict[str, _Serving]) -> None:
     @app.get("/", response_model=Status)
     def root() -> dict[str, str]:
         return {"status": "ok"}
@@ -502,7 +611,7 @@ def _health_routes(app: FastAPI, settings: Settings, graph: dict[str, Driver]) -
         postgres = postgres_problem(settings)
         if postgres:
             failed["postgres"] = postgres
-        neo4j = neo4j_problem(graph["driver"], settings)
+        neo4j = neo4j_problem(shared["serving"].driver, settings)
         if neo4j:
             failed["neo4j"] = neo4j
         return failed
@@ -583,21 +692,29 @@ def _history_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:
         return {"run": run_row, "tables": tables}
 
 
-def _recommendation_routes(
-    app: FastAPI,
-    settings: Settings,
-    graph: dict[str, Driver],
-    model: RecommendOptions,
-    guard: _Guard,
-) -> None:
+_CACHE_STATUS = {
+    "Cache-Status": {
+        "description": "How the cache answered (RFC 9211): `bulk360; hit`, or `bulk360;"
+        " fwd=uri-miss` (`; stored` when the answer is cached now), `bulk360; fwd=bypass`"
+        " when nothing is cached",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _recommendation_routes(app: FastAPI, shared: dict[str, _Serving], guard: _Guard) -> None:
     @app.get(
         "/customers/{customer_id}/recommendations",
         response_model=Recommendations,
-        responses=_errors(*guard.answers, 404, 503),
+        responses={
+            200: {"description": "The list, with its id", "headers": _CACHE_STATUS},
+            **_errors(*guard.answers, 404, 503),
+        },
         dependencies=guard.dependencies,
     )
     def recommendations(
         customer_id: Key,
+        response: Response,
         strategy: Strategy | None = None,
         experiment: Annotated[
             str | None,
@@ -611,31 +728,32 @@ def _recommendation_routes(
     ) -> dict[str, Any]:
         if strategy is not None and experiment is not None:
             raise _invalid(["query", "experiment"], "give a strategy or an experiment, not both")
+        serving = shared["serving"]
         try:
-            with connect_control(settings) as conn:
-                arm = (
-                    None
-                    if strategy
-                    else experiments.choose_arm(conn, customer_id, experiment, datetime.now(UTC))
-                )
+            with serving.control() as conn:
+                known = [] if strategy else experiments.all_experiments(conn)
+                arm = experiments.choose_arm(known, customer_id, experiment, datetime.now(UTC))
+                chosen = arm[1].strategy if arm else strategy or "weighted"
+                found, cache_status = serving.stored_list(conn, customer_id, chosen)
+                if found is None:
+                    found = _live(
+                        lambda: live_recommendations(
+                            serving.driver,
+                            serving.settings.neo4j_database,
+                            customer_id,
+                            limit,
+                            serving.model,
+                        )
+                    )
+                if found is None:
+                    raise HTTPException(404, f"customer {customer_id} not found")
+                found = {**found, "items": found["items"][:limit]}
+                served = experiments.record_served(conn, customer_id, chosen, found, arm)
         except experiments.NotRunning as exc:
             raise HTTPException(404, str(exc)) from None
         except (Bulk360Error, psycopg.Error) as exc:
             raise _unavailable(exc) from None
-        chosen = arm[1].strategy if arm else strategy or "weighted"
-        found = _stored_else_live(
-            lambda: stored_recommendations(settings, customer_id, chosen, limit),
-            lambda: live_recommendations(
-                graph["driver"], settings.neo4j_database, customer_id, limit, model
-            ),
-        )
-        if found is None:
-            raise HTTPException(404, f"customer {customer_id} not found")
-        try:
-            with connect_control(settings) as conn:
-                served = experiments.record_served(conn, customer_id, chosen, found, arm)
-        except (Bulk360Error, psycopg.Error) as exc:
-            raise _unavailable(exc) from None
+        response.headers["Cache-Status"] = cache_status
         return {
             "customer": customer_id,
             "strategy": chosen,
@@ -653,9 +771,15 @@ def _recommendation_routes(
         summary="The shortest path from the customer to the product: why it is recommended",
     )
     def explain(customer_id: Key, product_id: Key) -> dict[str, Any]:
-        found = _stored_else_live(
-            lambda: None,
-            lambda: why(graph["driver"], settings.neo4j_database, customer_id, product_id, model),
+        serving = shared["serving"]
+        found = _live(
+            lambda: why(
+                serving.driver,
+                serving.settings.neo4j_database,
+                customer_id,
+                product_id,
+                serving.model,
+            )
         )
         if found is None:
             raise HTTPException(404, f"no path from customer {customer_id} to product {product_id}")
@@ -669,16 +793,30 @@ def _recommendation_routes(
         summary="Products like this one: nearest by node2vec vector, else bought together",
     )
     def similar(product_id: Key, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
-        found = _stored_else_live(
-            lambda: stored_similar(settings, product_id, limit),
-            lambda: copurchased(graph["driver"], settings.neo4j_database, product_id, limit, model),
-        )
+        serving = shared["serving"]
+        try:
+            with serving.control() as conn:
+                found = stored_similar(conn, product_id, limit)
+        except (Bulk360Error, psycopg.Error) as exc:
+            raise _unavailable(exc) from None
+        if found is None:
+            found = _live(
+                lambda: copurchased(
+                    serving.driver,
+                    serving.settings.neo4j_database,
+                    product_id,
+                    limit,
+                    serving.model,
+                )
+            )
         if found is None:
             raise HTTPException(404, f"product {product_id} not found")
         return {"product": product_id, **found}
 
 
-def _experiment_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:
+def _experiment_routes(
+    app: FastAPI, settings: Settings, shared: dict[str, _Serving], guard: _Guard
+) -> None:
     @app.post(
         "/events",
         response_model=EventRecorded,
@@ -694,17 +832,18 @@ def _experiment_routes(app: FastAPI, settings: Settings, guard: _Guard) -> None:
     )
     def event(body: EventIn) -> Any:
         try:
-            new = experiments.record_event(
-                settings,
-                experiments.Event(
-                    body.event_id,
-                    body.recommendation_id,
-                    body.kind,
-                    body.product,
-                    None if body.amount is None else Decimal(f"{body.amount:.2f}"),
-                    body.occurred_at,
-                ),
-            )
+            with shared["serving"].control() as conn:
+                new = experiments.record_event(
+                    conn,
+                    experiments.Event(
+                        body.event_id,
+                        body.recommendation_id,
+                        body.kind,
+                        body.product,
+                        None if body.amount is None else Decimal(f"{body.amount:.2f}"),
+                        body.occurred_at,
+                    ),
+                )
         except experiments.EventRejected as exc:
             raise _invalid(["body", "recommendation_id"], str(exc)) from None
         except experiments.EventConflict as exc:

@@ -60,3 +60,24 @@ def test_bad_port_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     env = write_env(tmp_path, "ETL_DB_USER=a\nETL_DB_PASSWORD=x\n")
     with pytest.raises(ConfigError, match="ETL_DB_PORT"):
         load_settings(env)
+
+
+@pytest.mark.parametrize("value", ["soon", "-5"])
+def test_a_wrong_cache_lifetime_is_named(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BULK360_API_CACHE_SECONDS", value)
+    env = write_env(tmp_path, "ETL_DB_USER=a\nETL_DB_PASSWORD=x\n")
+    with pytest.raises(ConfigError, match="BULK360_API_CACHE_SECONDS"):
+        load_settings(env)
+
+
+def test_the_redis_url_is_never_in_the_repr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BULK360_REDIS_URL", "redis://:cache-secret-3@127.0.0.1:6379/0")
+    monkeypatch.delenv("BULK360_API_CACHE_SECONDS", raising=False)
+    settings = load_settings(write_env(tmp_path, "ETL_DB_USER=a\nETL_DB_PASSWORD=x\n"))
+    assert settings.redis_url == "redis://:cache-secret-3@127.0.0.1:6379/0"
+    assert settings.api_cache_seconds == 300
+    assert "cache-secret-3" not in repr(settings)

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bulk360.apps.recommend import STRATEGIES
-from bulk360.control import list_runs, show_run
+from bulk360.control import connect_control, list_runs, show_run
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
 from bulk360.settings import Settings
 
@@ -195,10 +195,11 @@ def ui_routes(app: FastAPI, settings: Settings) -> None:
         from bulk360.serve.api import stored_recommendations
 
         try:
-            lists = {
-                strategy: stored_recommendations(settings, customer_id, strategy, 10)
-                for strategy in STRATEGIES
-            }
+            with connect_control(settings) as conn:
+                lists = {
+                    strategy: stored_recommendations(conn, customer_id, strategy, 10)
+                    for strategy in STRATEGIES
+                }
         except (Bulk360Error, psycopg.Error) as exc:
             return unavailable(exc)
         return _page("customer.html", customer=customer_id, lists=lists, token=token is not None)

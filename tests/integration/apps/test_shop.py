@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ import httpx
 import polars as pl
 import psycopg
 import pytest
+import redis
 from neo4j import Driver
 from psycopg.rows import dict_row
 from scipy.stats import t as student_t
 from selenium.webdriver.common.by import By
 
+from benchmarks.serve_load import Setup, measure
 from benchmarks.shop_week import simulate_week
 from bulk360 import RunSummary
 from bulk360.apps.experiments import Arm, assign, create_experiment, find_experiment
@@ -34,9 +38,10 @@ from bulk360.apps.samples import load_sample
 from bulk360.load.cypher import clear_database
 from bulk360.settings import Settings
 from tests.helpers.browser import chromium, console_errors, screenshot
-from tests.helpers.cli import bulk360_cli
+from tests.helpers.cli import bulk360_cli, cli_env
 from tests.helpers.databases import recreate_database
 from tests.helpers.neo4j import build_with_admin_mode
+from tests.helpers.redis import redis_server
 from tests.helpers.services import cypher, run_services
 from tests.helpers.serving import fuzz_api, serving
 
@@ -94,6 +99,11 @@ def shop_run(shop_settings: Settings, neo4j_driver: Driver) -> RunSummary:
     """Both samples and the brands built by admin mode into one graph (its store checked by
     neo4j-admin database check), Neo4j running again afterwards."""
     return build_with_admin_mode(shop_settings)
+
+
+def shop_sql_write(settings: Settings, statement: str) -> None:
+    with psycopg.connect(**{**settings.control_conninfo(), "dbname": SHOP_DB}) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
 
 
 def shop_sql(settings: Settings, query: str) -> list[tuple[Any, ...]]:
@@ -752,6 +762,112 @@ def test_a_simulated_week_reports_what_sql_computes_from_the_same_events(
     # Each arm holds about half the customers who visited.
     customers = [arm["customers"] for arm in served["arms"]]
     assert abs(customers[0] - customers[1]) / sum(customers) < 0.1, customers
+
+
+def _weighted(url: str, customer: str) -> httpx.Response:
+    answer = httpx.get(f"{url}/customers/{customer}/recommendations?strategy=weighted&limit=20")
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _eventually(what: str, check: Any, seconds: float = 30) -> Any:
+    """``check()``'s answer once it is truthy; the cache hears of changes asynchronously."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_the_cache_serves_the_new_list_after_a_purchase_is_synced_and_a_new_run(
+    api: str, shop_settings: Settings, recommended: RecommendRun, neo4j_driver: Driver
+) -> None:
+    customer = next(
+        key
+        for key, group in groupby(
+            stored(shop_settings, recommended.rec_run_id, "weighted"), key=lambda row: row[1]
+        )
+        if len(rows := list(group)) == TOP_N and not any(row[4] for row in rows)
+    )
+    with (
+        redis_server() as redis_url,
+        serving(shop_settings, "--workers", "2", BULK360_REDIS_URL=redis_url) as shared,
+    ):
+        apis = {"one worker, memory": api, "two workers, Redis": shared}
+        before = {}
+        for name, url in apis.items():
+            first, again = _weighted(url, customer), _weighted(url, customer)
+            # The module's server may have served this list before: then it is cached already.
+            assert first.headers["cache-status"] in (
+                "bulk360; hit",
+                "bulk360; fwd=uri-miss; stored",
+            )
+            assert again.headers["cache-status"] == "bulk360; hit", name
+            assert again.json()["items"] == first.json()["items"]
+            assert again.json()["recommendation_id"] != first.json()["recommendation_id"]
+            before[name] = first.json()["items"]
+        assert before["one worker, memory"] == before["two workers, Redis"]
+        cached = redis.Redis.from_url(redis_url).keys("bulk360:lists:*")
+        assert cached == [f"bulk360:lists:{recommended.rec_run_id}:weighted:{customer}".encode()]
+
+        # The customer buys the list's first product; a sync through the command line writes it.
+        bought = before["one worker, memory"][0]["product"]
+        shop_sql_write(
+            shop_settings,
+            "INSERT INTO events (id, customer_id, product_id, event_type, occurred_at)"
+            f" SELECT max(id) + 1, {int(customer)}, {int(bought)}, 'purchase', now() FROM events",
+        )
+        synced = bulk360_cli(shop_settings, shop_settings.import_dir, "run", "--mode", "sync")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert "Traceback" not in synced.stdout + synced.stderr
+        expected = [item["product"] for item in before["one worker, memory"][1:]]
+        for name, url in apis.items():
+            after = _eventually(
+                f"{name}: the list still holds the product bought",
+                lambda url=url: (
+                    (a := _weighted(url, customer)).json()["items"][0]["product"] != bought and a
+                ),
+            )
+            assert [item["product"] for item in after.json()["items"]] == expected, name
+            assert [item["rank"] for item in after.json()["items"]] == list(range(1, TOP_N))
+            assert after.json()["rec_run_id"] == recommended.rec_run_id
+            assert _weighted(url, customer).headers["cache-status"] == "bulk360; hit", name
+
+        # A new recommendation run: its lists are served, computed from the graph with the
+        # purchase in it.
+        rerun = recommend(
+            shop_settings,
+            neo4j_driver,
+            RecommendOptions(
+                strategies=("weighted",), top_n=4, eval_customers=50, write_communities=False
+            ),
+        )
+        for name, url in apis.items():
+            newer = _eventually(
+                f"{name}: the new run's list is not served",
+                lambda url=url: (
+                    (a := _weighted(url, customer)).json()["rec_run_id"] == rerun.rec_run_id and a
+                ),
+            )
+            products = [item["product"] for item in newer.json()["items"]]
+            assert len(products) == 4 and bought not in products, name
+
+
+def test_the_load_test_runs_without_an_error_and_the_cache_answers(
+    shop_settings: Settings, recommended: RecommendRun
+) -> None:
+    """benchmarks/serve_load.py, shortly: every answer a 2xx under concurrent clients, on two
+    workers sharing Redis (its figures are the benchmark's, not asserted here)."""
+    environment = cli_env(shop_settings, shop_settings.import_dir)
+    with redis_server() as redis_url:
+        load = measure(
+            shop_settings, Setup(2, True, redis_url), seconds=4, clients=16, environment=environment
+        )
+    assert load.errors == 0, load.first_errors
+    assert load.requests > 50 and load.lists > 0
+    assert 0 < load.cache_hits < load.lists
 
 
 def test_the_api_answers_only_what_its_openapi_document_declares(
