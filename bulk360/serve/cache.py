@@ -203,7 +203,8 @@ class ListCache:
                     self._reload(conn, everything=True)
                     self._listening.set()
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
+                        # Gathered first: the connection runs no query while it waits.
+                        for note in list(conn.notifies(timeout=0.5)):
                             self._heard(conn, note.payload)
             except psycopg.Error as exc:
                 if self._listening.is_set():
