@@ -32,7 +32,6 @@ import psycopg
 
 from bulk360.apps.strategies import STRATEGIES
 from bulk360.control import connect_control
-from bulk360.control.notify import notify
 from bulk360.errors import ConfigError
 from bulk360.settings import Settings
 
@@ -59,7 +58,6 @@ __all__ = [
     "record_event",
     "record_served",
     "report",
-    "running_experiment",
 ]
 
 EVENT_KINDS = ("impression", "click", "add_to_cart", "purchase")
@@ -156,7 +154,6 @@ def create_experiment(
             " VALUES (%s, %s, %s, %s, %s)",
             [(name, i, a.name, a.strategy, a.share) for i, a in enumerate(arms)],
         )
-        notify(conn, "experiments")
     return Experiment(name, tuple(arms), starts_at, ends_at)
 
 
@@ -193,14 +190,9 @@ def get_experiment(conn: psycopg.Connection[Any], name: str) -> Experiment:
     return experiment
 
 
-def running_experiment(conn: psycopg.Connection[Any], at: datetime) -> Experiment | None:
-    """The experiment running at ``at`` that started last, if any."""
-    return next((e for e in _experiments(conn, None) if e.running(at)), None)
-
-
 def list_experiments(settings: Settings) -> list[Experiment]:
     with connect_control(settings) as conn:
-        return _experiments(conn, None)
+        return all_experiments(conn)
 
 
 def end_experiment(settings: Settings, name: str, at: datetime) -> None:
@@ -209,7 +201,6 @@ def end_experiment(settings: Settings, name: str, at: datetime) -> None:
             "UPDATE experiments SET ends_at = %s WHERE name = %s AND starts_at < %s",
             [at, name, at],
         ).rowcount
-        notify(conn, "experiments")
     if not done:
         raise ConfigError(f"no experiment '{name}' that started before {at:%Y-%m-%d %H:%M}")
 

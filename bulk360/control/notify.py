@@ -1,12 +1,12 @@
 """What changed, told to whoever listens: PostgreSQL ``NOTIFY`` on the control database.
 
 The API's cache (:mod:`bulk360.serve.cache`) listens on :data:`CHANNEL`. A recommendation run
-that succeeds says ``recommendations``, an experiment created or ended says ``experiments``,
-and a run or a follow window that wrote the graph says ``graph`` with the keys it touched per
-label (the ends of relationships written or removed), ``null`` for a label touched as a whole
-(nodes deleted), or ``null`` for the whole graph (a rebuild). Nodes whose properties changed
-are not named: no recommendation list depends on them. A notification is delivered when its transaction commits; its
-payload holds at most :data:`MAX_PAYLOAD` bytes, so many keys of a label become the label.
+that succeeds says ``recommendations``; a run or a follow window that wrote the graph says
+``graph`` with the keys it touched per label (the ends of relationships written or removed),
+``null`` for a label touched as a whole (nodes deleted), or ``null`` for the whole graph (a
+rebuild). Nodes whose properties changed are not named: no recommendation list depends on
+them. A notification is delivered when its transaction commits; its payload holds at most
+:data:`MAX_PAYLOAD` bytes, so many keys of a label become the label.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MAX_PAYLOAD = 7000
 Touched = Mapping[str, frozenset[str] | None] | None
 """Per label the keys (as text) touched, ``None`` for all its nodes; ``None``: the whole graph."""
 
-Kind = Literal["graph", "recommendations", "experiments"]
+Kind = Literal["graph", "recommendations"]
 
 
 def payload(kind: Kind, touched: Touched = None) -> str:

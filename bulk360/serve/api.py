@@ -466,14 +466,6 @@ never match)."""
 ExperimentName = Annotated[str, Path(pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
 
-def _live(answer: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
-    """What the graph answers now; 503 when Neo4j does not answer."""
-    try:
-        return answer()
-    except (Neo4jError, DriverError) as exc:
-        raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
-
-
 class _Serving:
     """What one worker shares between requests: the Neo4j driver, a pool of control database
     connections, and the cache of lists."""
@@ -502,6 +494,16 @@ class _Serving:
         self.cache.close()
         self.pool.close()
         self.driver.close()
+
+    def live(
+        self, query: Callable[..., dict[str, Any] | None], *args: Any
+    ) -> dict[str, Any] | None:
+        """What the graph answers now to ``query(driver, database, *args, model)``; 503 when
+        Neo4j does not answer."""
+        try:
+            return query(self.driver, self.settings.neo4j_database, *args, self.model)
+        except (Neo4jError, DriverError) as exc:
+            raise HTTPException(503, f"Neo4j does not answer: {one_line(exc)}") from None
 
     @contextmanager
     def control(self) -> Iterator[psycopg.Connection[Any]]:
@@ -736,15 +738,7 @@ def _recommendation_routes(app: FastAPI, shared: dict[str, _Serving], guard: _Gu
                 chosen = arm[1].strategy if arm else strategy or "weighted"
                 found, cache_status = serving.stored_list(conn, customer_id, chosen)
                 if found is None:
-                    found = _live(
-                        lambda: live_recommendations(
-                            serving.driver,
-                            serving.settings.neo4j_database,
-                            customer_id,
-                            limit,
-                            serving.model,
-                        )
-                    )
+                    found = serving.live(live_recommendations, customer_id, limit)
                 if found is None:
                     raise HTTPException(404, f"customer {customer_id} not found")
                 found = {**found, "items": found["items"][:limit]}
@@ -771,16 +765,7 @@ def _recommendation_routes(app: FastAPI, shared: dict[str, _Serving], guard: _Gu
         summary="The shortest path from the customer to the product: why it is recommended",
     )
     def explain(customer_id: Key, product_id: Key) -> dict[str, Any]:
-        serving = shared["serving"]
-        found = _live(
-            lambda: why(
-                serving.driver,
-                serving.settings.neo4j_database,
-                customer_id,
-                product_id,
-                serving.model,
-            )
-        )
+        found = shared["serving"].live(why, customer_id, product_id)
         if found is None:
             raise HTTPException(404, f"no path from customer {customer_id} to product {product_id}")
         return found
@@ -800,15 +785,7 @@ def _recommendation_routes(app: FastAPI, shared: dict[str, _Serving], guard: _Gu
         except (Bulk360Error, psycopg.Error) as exc:
             raise _unavailable(exc) from None
         if found is None:
-            found = _live(
-                lambda: copurchased(
-                    serving.driver,
-                    serving.settings.neo4j_database,
-                    product_id,
-                    limit,
-                    serving.model,
-                )
-            )
+            found = serving.live(copurchased, product_id, limit)
         if found is None:
             raise HTTPException(404, f"product {product_id} not found")
         return {"product": product_id, **found}
