@@ -6,7 +6,10 @@ products, and the customer clicks a shown product more often when it is in one o
 favourite categories (the categories of the products they engaged with most, read from the
 graph), adds a clicked one to the cart, and buys some of those at the product's price times 1 to
 3. Served lists and events are written as the API would write them, with times inside the
-experiment's window (a week from its start when it has no end). Deterministic for a ``--seed``.
+experiment's window (a week from its start when it has no end). What the customers do is
+deterministic for a ``--seed`` and an experiment; the ids of lists and events are new each time.
+An experiment that already holds served lists is refused (one line): its week would be mixed
+with other traffic.
 
     python -m benchmarks.shop_week NAME [--seed 7]
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +29,7 @@ from neo4j import Driver
 from bulk360.apps.experiments import assign, get_experiment
 from bulk360.apps.strategies import RecommendOptions
 from bulk360.control import connect_control
-from bulk360.errors import ConfigError
+from bulk360.errors import Bulk360Error, ConfigError
 from bulk360.graph import connect_graph, quoted
 from bulk360.settings import Settings, load_settings
 
@@ -74,9 +78,17 @@ def simulate_week(
 ) -> Week:
     """Write a week of served lists and events for experiment ``name``."""
     options = options or RecommendOptions()
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed}/{name}")
     with connect_control(settings) as conn:
         experiment = get_experiment(conn, name)
+        held = conn.execute(
+            "SELECT count(*) FROM served_recommendations WHERE experiment = %s", [name]
+        ).fetchone()
+        if held and held[0]:
+            raise ConfigError(
+                f"experiment {name} already holds {held[0]:,} served lists: simulate a week "
+                "in a new experiment (bulk360 experiments create)"
+            )
         run_id = conn.execute(
             "SELECT max(rec_run_id) FROM recommendation_runs WHERE status = 'succeeded'"
         ).fetchone()
@@ -99,9 +111,6 @@ def simulate_week(
     served: list[tuple[object, ...]] = []
     events: list[tuple[object, ...]] = []
 
-    def new_id() -> uuid.UUID:
-        return uuid.UUID(int=rng.getrandbits(128), version=4)
-
     for day in range(days):
         for customer in customers:
             if rng.random() >= visit_rate:
@@ -111,24 +120,24 @@ def simulate_week(
             if not items:
                 continue
             at = start + window * ((day + rng.random() * 0.9) / days)
-            list_id = new_id()
+            list_id = uuid.uuid4()
             served.append(
                 (list_id, customer, arm.strategy, run_id[0], experiment.name, arm.name, items, at)
             )
             liked = favourites.get(customer, set())
             for product in items:
-                events.append((new_id(), list_id, "impression", product, None, at))
+                events.append((uuid.uuid4(), list_id, "impression", product, None, at))
                 category, price = products.get(product, ("", 0.0))
                 click = CLICK_IF_FAVOURITE if category in liked else CLICK
                 if rng.random() >= click:
                     continue
-                events.append((new_id(), list_id, "click", product, None, at))
+                events.append((uuid.uuid4(), list_id, "click", product, None, at))
                 if rng.random() >= CART_IF_CLICKED:
                     continue
-                events.append((new_id(), list_id, "add_to_cart", product, None, at))
+                events.append((uuid.uuid4(), list_id, "add_to_cart", product, None, at))
                 if rng.random() < BUY_IF_CARTED:
                     amount = Decimal(f"{price * rng.randint(1, 3):.2f}")
-                    events.append((new_id(), list_id, "purchase", product, amount, at))
+                    events.append((uuid.uuid4(), list_id, "purchase", product, amount, at))
     with connect_control(settings) as conn, conn.transaction(), conn.cursor() as cur:
         with cur.copy(
             "COPY served_recommendations (recommendation_id, customer_key, strategy, rec_run_id,"
@@ -152,8 +161,12 @@ def main() -> None:
     parser.add_argument("--visit-rate", type=float, default=0.3)
     args = parser.parse_args()
     settings = load_settings()
-    with connect_graph(settings) as driver:
-        week = simulate_week(settings, driver, args.name, args.seed, args.visit_rate)
+    try:
+        with connect_graph(settings) as driver:
+            week = simulate_week(settings, driver, args.name, args.seed, args.visit_rate)
+    except Bulk360Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     print(f"experiment {args.name}: {week.lists:,} lists served, {week.events:,} events")
 
 

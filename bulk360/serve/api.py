@@ -8,8 +8,9 @@ parameterized Cypher query when no stored list holds the customer, and
 ``GET /products/{id}/similar``: the nearest products by node2vec vector that a recommendation run
 stored, else the products most often bought in the same orders (live Cypher). Every list served
 has a recommendation id, and the running experiment's arm chooses its strategy when none is
-asked for; ``POST /events`` records what the customer did with a list, ``GET
-/experiments/{name}`` reports the arms. The OpenAPI document
+asked for (``GET /experiments/{name}/customers/{id}/recommendations`` serves a named
+experiment's arm); ``POST /events`` records what the customer did with a list (one schema per
+kind of event), ``GET /experiments/{name}`` reports the arms. The OpenAPI document
 (``/openapi.json``, ``/docs``) declares every answer each endpoint gives. With
 ``BULK360_API_TOKEN`` set, every endpoint but ``/``, the health endpoints and the documentation
 requires ``Authorization: Bearer <token>``. Errors are JSON; nothing returned names a password.
@@ -34,7 +35,7 @@ from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from bulk360 import __version__
 from bulk360.apps import experiments
@@ -192,26 +193,35 @@ class Recommendations(BaseModel):
     """The experiment's arm that chose the strategy, when an experiment runs."""
 
 
-class EventIn(BaseModel):
-    """What a customer did with a served list."""
+class _Event(BaseModel):
+    """What a customer did with a served list (the fields every kind has)."""
 
     model_config = ConfigDict(extra="forbid")
 
     event_id: UUID
     """Chosen by the sender: an event sent again with the same id is recorded once."""
     recommendation_id: UUID
-    kind: Literal["impression", "click", "add_to_cart", "purchase"]
     product: Annotated[str, Field(min_length=1, max_length=200, pattern="^[^\x00]+$")]
-    amount: Annotated[float | None, Field(ge=0, le=1e11, allow_inf_nan=False)] = None
-    """The order's value: for a purchase, and only for one."""
     occurred_at: AwareDatetime | None = None
     """When it happened (with its UTC offset); when it arrives, if not given."""
 
-    @model_validator(mode="after")
-    def _amount_for_purchases(self) -> EventIn:
-        if (self.kind == "purchase") != (self.amount is not None):
-            raise ValueError("a purchase has an amount, other events none")
-        return self
+
+class Interaction(_Event):
+    """An impression, a click or an add-to-cart: no amount."""
+
+    kind: Literal["impression", "click", "add_to_cart"]
+
+
+class Purchase(_Event):
+    """A purchase, with the order's value."""
+
+    kind: Literal["purchase"]
+    amount: Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+
+
+# One schema per kind, told apart by ``kind``: a client generator sees that a purchase has an
+# amount and the other events none.
+EventIn = Annotated[Interaction | Purchase, Field(discriminator="kind")]
 
 
 class EventRecorded(BaseModel):
@@ -228,11 +238,6 @@ class ValidationProblem(BaseModel):
 
 class Invalid(BaseModel):
     detail: list[ValidationProblem]
-
-
-def _invalid(where: list[str | int], message: str) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors."""
-    return HTTPException(422, [{"loc": where, "msg": message, "type": "value_error"}])
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -704,6 +709,44 @@ _CACHE_STATUS = {
 }
 
 
+def _served_list(
+    serving: _Serving,
+    response: Response,
+    customer_id: str,
+    limit: int,
+    strategy: str | None = None,
+    experiment: str | None = None,
+) -> dict[str, Any]:
+    """A customer's list with its recommendation id, recorded as served: of ``strategy``, of
+    the arm of ``experiment`` (404 when it does not run), or of the running experiment's arm
+    when neither is named (else ``weighted``)."""
+    try:
+        with serving.control() as conn:
+            known = [] if strategy else experiments.all_experiments(conn)
+            arm = experiments.choose_arm(known, customer_id, experiment, datetime.now(UTC))
+            chosen = arm[1].strategy if arm else strategy or "weighted"
+            found, cache_status = serving.stored_list(conn, customer_id, chosen)
+            if found is None:
+                found = serving.live(live_recommendations, customer_id, limit)
+            if found is None:
+                raise HTTPException(404, f"customer {customer_id} not found")
+            found = {**found, "items": found["items"][:limit]}
+            served = experiments.record_served(conn, customer_id, chosen, found, arm)
+    except experiments.NotRunning as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (Bulk360Error, psycopg.Error) as exc:
+        raise _unavailable(exc) from None
+    response.headers["Cache-Status"] = cache_status
+    return {
+        "customer": customer_id,
+        "strategy": chosen,
+        **found,
+        "recommendation_id": served,
+        "experiment": arm[0].name if arm else None,
+        "arm": arm[1].name if arm else None,
+    }
+
+
 def _recommendation_routes(app: FastAPI, shared: dict[str, _Serving], guard: _Guard) -> None:
     @app.get(
         "/customers/{customer_id}/recommendations",
@@ -717,45 +760,17 @@ def _recommendation_routes(app: FastAPI, shared: dict[str, _Serving], guard: _Gu
     def recommendations(
         customer_id: Key,
         response: Response,
-        strategy: Strategy | None = None,
-        experiment: Annotated[
-            str | None,
+        strategy: Annotated[
+            Strategy | None,
             Query(
-                pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
-                description="Serve the customer's arm of this experiment (default: of the one"
-                " running, when no strategy is given).",
+                description="The strategy whose list is served (default: the running "
+                "experiment's arm chooses it, else weighted). To serve the arm of a named "
+                "experiment: GET /experiments/{name}/customers/{customer_id}/recommendations."
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
-        if strategy is not None and experiment is not None:
-            raise _invalid(["query", "experiment"], "give a strategy or an experiment, not both")
-        serving = shared["serving"]
-        try:
-            with serving.control() as conn:
-                known = [] if strategy else experiments.all_experiments(conn)
-                arm = experiments.choose_arm(known, customer_id, experiment, datetime.now(UTC))
-                chosen = arm[1].strategy if arm else strategy or "weighted"
-                found, cache_status = serving.stored_list(conn, customer_id, chosen)
-                if found is None:
-                    found = serving.live(live_recommendations, customer_id, limit)
-                if found is None:
-                    raise HTTPException(404, f"customer {customer_id} not found")
-                found = {**found, "items": found["items"][:limit]}
-                served = experiments.record_served(conn, customer_id, chosen, found, arm)
-        except experiments.NotRunning as exc:
-            raise HTTPException(404, str(exc)) from None
-        except (Bulk360Error, psycopg.Error) as exc:
-            raise _unavailable(exc) from None
-        response.headers["Cache-Status"] = cache_status
-        return {
-            "customer": customer_id,
-            "strategy": chosen,
-            **found,
-            "recommendation_id": served,
-            "experiment": arm[0].name if arm else None,
-            "arm": arm[1].name if arm else None,
-        }
+        return _served_list(shared["serving"], response, customer_id, limit, strategy=strategy)
 
     @app.get(
         "/customers/{customer_id}/recommendations/{product_id}/why",
@@ -801,7 +816,11 @@ def _experiment_routes(
         responses={
             200: {"model": EventRecorded, "description": "recorded before: nothing changed"},
             400: {"model": ErrorBody, "description": "the body cannot be read (not UTF-8)"},
-            422: {"model": Invalid, "description": "malformed, or no such list or product on it"},
+            404: {
+                "model": ErrorBody,
+                "description": "no list of this id was served, or it did not hold the product",
+            },
+            422: {"model": Invalid, "description": "malformed"},
             **_errors(*guard.answers, 409, 503),
         },
         dependencies=guard.dependencies,
@@ -817,18 +836,36 @@ def _experiment_routes(
                         body.recommendation_id,
                         body.kind,
                         body.product,
-                        None if body.amount is None else Decimal(f"{body.amount:.2f}"),
+                        Decimal(f"{body.amount:.2f}") if isinstance(body, Purchase) else None,
                         body.occurred_at,
                     ),
                 )
-        except experiments.EventRejected as exc:
-            raise _invalid(["body", "recommendation_id"], str(exc)) from None
+        except experiments.EventRejected as exc:  # a list or product this API never served
+            raise HTTPException(404, str(exc)) from None
         except experiments.EventConflict as exc:
             raise HTTPException(409, str(exc)) from None
         except (Bulk360Error, psycopg.Error) as exc:
             raise _unavailable(exc) from None
         answer = {"event_id": str(body.event_id), "recorded": new}
         return answer if new else JSONResponse(answer, status_code=200)
+
+    @app.get(
+        "/experiments/{name}/customers/{customer_id}/recommendations",
+        response_model=Recommendations,
+        responses={
+            200: {"description": "The list of the customer's arm", "headers": _CACHE_STATUS},
+            **_errors(*guard.answers, 404, 503),
+        },
+        dependencies=guard.dependencies,
+        summary="The customer's list as the arm of this experiment serves it",
+    )
+    def arm_recommendations(
+        name: ExperimentName,
+        customer_id: Key,
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        return _served_list(shared["serving"], response, customer_id, limit, experiment=name)
 
     @app.get(
         "/experiments/{name}",

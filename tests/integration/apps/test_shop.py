@@ -637,10 +637,15 @@ def test_an_experiment_serves_each_customer_their_arm_and_records_events_once(
         # A strategy asked for is served outside the experiment; a named one must run.
         plain = httpx.get(f"{api}/customers/5/recommendations", params={"strategy": "popular"})
         assert (plain.json()["experiment"], plain.json()["strategy"]) == (None, "popular")
-        named = httpx.get(f"{api}/customers/5/recommendations", params={"experiment": "nope"})
+        named = httpx.get(f"{api}/experiments/nope/customers/5/recommendations")
         assert named.status_code == 404 and "nope" in named.json()["detail"]
-        both = {"experiment": "live", "strategy": "popular"}
-        assert httpx.get(f"{api}/customers/5/recommendations", params=both).status_code == 422
+        arm = assign(experiment, "5")
+        live = httpx.get(f"{api}/experiments/live/customers/5/recommendations").json()
+        assert (live["experiment"], live["arm"], live["strategy"]) == (
+            "live",
+            arm.name,
+            arm.strategy,
+        )
 
         served = first["recommendation_id"]
         product = first["items"][0]["product"]
@@ -654,9 +659,13 @@ def test_an_experiment_serves_each_customer_their_arm_and_records_events_once(
         assert httpx.post(api + "/events", json=clash).status_code == 409
         bought = {**event, "kind": "purchase", "amount": 19.99}
         assert _post_event(api, **bought).status_code == 201
-        for wrong in (
+        for unknown in (
             {**event, "recommendation_id": str(uuid.uuid4())},  # never served
             {**event, "product": "not-on-the-list"},
+        ):
+            answer = _post_event(api, **unknown)
+            assert answer.status_code == 404, (unknown, answer.text)
+        for wrong in (
             {**event, "kind": "bought"},
             {**event, "kind": "purchase"},  # no amount
             {**event, "kind": "click", "amount": 5},  # an amount on a click
@@ -889,7 +898,7 @@ def test_the_api_answers_only_what_its_openapi_document_declares(
             name=["week", "no-such-experiment"],
         )
     # Every operation was reached, the guarded ones with and without the token.
-    assert "Tested: 18" in output, output[-2000:]
+    assert "Tested: 19" in output, output[-2000:]
     assert " passed" in output and "failed" not in output.split("SUMMARY")[-1]
 
 
