@@ -7,7 +7,9 @@ its code. Anything else is a bug and shows a traceback only with ``--debug``::
     ├── ConfigError                 exit 2   settings or control rows are wrong
     │   ├── ValidationFailed        exit 2   the configuration check found problems (all listed)
     │   │   └── SchemaDrift         exit 2   a mapped table changed since the last succeeded run
-    │   └── NoSuchRun               exit 2   a run id that etl_run_logs does not hold
+    │   ├── NoSuchRun               exit 2   a run id that etl_run_logs does not hold
+    │   └── StateError              exit 2   follow's state is missing, damaged, or of other
+    │                                        control rows (`bulk360 follow --clear` rebuilds it)
     ├── SourceError                 exit 3   a source PostgreSQL database failed or is unreachable
     ├── TargetError                 exit 4   Neo4j, neo4j-admin or the import folder failed
     │   └── TargetRunning           exit 4   admin mode found the Neo4j server running
@@ -36,6 +38,7 @@ __all__ = [
     "NoSuchRun",
     "SchemaDrift",
     "SourceError",
+    "StateError",
     "TargetError",
     "TargetRunning",
     "ValidationFailed",
@@ -80,6 +83,12 @@ class ValidationFailed(ConfigError):
 
 class NoSuchRun(ConfigError):
     """Raised when a command names a run that ``etl_run_logs`` does not hold."""
+
+
+class StateError(ConfigError):
+    """Raised when follow's state cannot be used: its file is missing while the sources are
+    followed, damaged, written by another bulk360 or for other control rows. The message names
+    the file and the fix (``bulk360 follow --clear``)."""
 
 
 class SchemaDrift(ValidationFailed):

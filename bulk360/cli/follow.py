@@ -29,13 +29,17 @@ def follow_command(
     ctx: typer.Context,
     once: Annotated[
         bool,
-        typer.Option(help="Apply everything up to the sources' current positions, then stop."),
+        typer.Option(help="Apply everything committed up to now, then stop."),
     ] = False,
     max_lag: Annotated[
         float, typer.Option(min=0, help="Seconds a window may gather changes before it is applied.")
     ] = 1.0,
     max_rows: Annotated[
-        int, typer.Option(min=1, help="Changed rows a window holds at most.")
+        int,
+        typer.Option(
+            min=1,
+            help="Changed rows a window holds at most (a larger transaction is applied in parts).",
+        ),
     ] = 20_000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Bolt writers.")] = 4,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per UNWIND transaction.")] = 5_000,
@@ -49,7 +53,10 @@ def follow_command(
     ] = 30.0,
     clear: Annotated[
         bool,
-        typer.Option(help="First start: clear the graph and build it anew (instead of a sync)."),
+        typer.Option(
+            help="Build the graph and follow's state anew from the sources: the first start "
+            "(instead of a sync), or a state that is missing, damaged or of other control rows."
+        ),
     ] = False,
 ) -> None:
     """Follow every active source: apply each committed transaction to the graph, joins included.

@@ -66,12 +66,13 @@ def record_position(
         )
 
 
-def record_caught_up(settings: Settings, sources: list[str]) -> None:
-    """Nothing of ``sources`` was left to apply a moment ago."""
+def record_caught_up(settings: Settings, sources: list[str], at: datetime | None = None) -> None:
+    """Everything ``sources`` committed before ``at`` (default: now) is in the graph."""
     with connect_control(settings) as conn:
         conn.execute(
-            "UPDATE etl_follow_sources SET caught_up_at = now() WHERE source_name = ANY(%s)",
-            [sources],
+            "UPDATE etl_follow_sources SET caught_up_at = greatest(caught_up_at,"
+            " coalesce(%s, now())) WHERE source_name = ANY(%s)",
+            [at, sources],
         )
 
 

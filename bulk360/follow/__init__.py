@@ -1,21 +1,23 @@
 """Following the sources: PostgreSQL's change stream applied to Neo4j as it happens, joins
 included, no Kafka (``bulk360 follow``).
 
-Three stages, with follow's state between them recorded after each window:
+Per source a publication over exactly the mapped tables and the columns the plan reads, and a
+``pgoutput`` slot (:mod:`.source`); then three stages with a checkpoint between (:mod:`.follower`):
 
-1. **receive** (:mod:`.source`, :mod:`.pgoutput`): per source a publication over exactly the
-   mapped tables and the columns the plan reads, and a ``pgoutput`` slot; whole transactions in
-   commit order, up to a position;
-2. **reduce** (:mod:`.changes`): a window of transactions, bounded in rows and time, to the net
-   effect per row;
-3. **apply** (:mod:`.apply`): the window's nodes and relationships written over Bolt, the joins
-   run by the local engine against the state (:mod:`.state`) of the key and join columns.
+1. **receive** (:mod:`.stream`, :mod:`.pgoutput`): the slot over the streaming replication
+   protocol, read by a thread of its own;
+2. **transform** (:mod:`.changes`, :mod:`.transform`): windows of changes in commit order, bounded
+   in rows and time, reduced to their net effect per row and turned into a change set against
+   follow's state (:mod:`.store`: the key and join columns of every followed table, indexed by
+   key, on disk);
+3. **apply**: the change set written over Bolt by the writer sync uses too
+   (:mod:`bulk360.load.changeset`), then the checkpoint (the state and the position in one store
+   transaction), then the slot confirmed.
 
-The slot is advanced only after Neo4j committed the window and the state recorded it; what is
-applied is idempotent, so a follower killed at any moment replays at most one window and
-converges. The first start creates the slots with exported snapshots and makes the graph from
-exactly those snapshots (bolt mode, or sync's comparison when a run built the graph), and reads
-the state in them, so that each stream starts where its snapshot ends (:mod:`.follower`).
+What is applied is idempotent, so a follower killed at any moment replays at most one window and
+converges. The first start (:mod:`.bootstrap`) creates the slots with exported snapshots, makes
+the graph from exactly those snapshots (bolt mode, or sync's comparison when a run built the
+graph) and fills the state from them, so that each stream starts where its snapshot ends.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from bulk360.control.runlog import RUN_LOCK, RunLog
 from bulk360.errors import Bulk360Error, ConfigError, Interrupted, TargetError
 from bulk360.follow.follower import Follower, FollowOptions, FollowSummary, state_folder
 from bulk360.follow.source import ChangeSource, SlotStatus, slot_status
-from bulk360.follow.state import FollowState
+from bulk360.follow.store import StateStore, remove_state
 from bulk360.options import Reporter, SilentReporter
 from bulk360.plan import prepare_plan
 from bulk360.settings import Settings
@@ -89,7 +91,24 @@ def follow(
             f"{running.get('host')}): one follower per control database; bulk360 follow stop "
             "stops it"
         )
+    if options.clear:
+        for line in _drop(settings, instance):
+            reporter.note(f"--clear: {line}")
     follower = Follower(settings, options, reporter, stopping)
+    try:
+        return _session(settings, options, reporter, follower, instance, started)
+    finally:
+        follower.close()
+
+
+def _session(
+    settings: Settings,
+    options: FollowOptions,
+    reporter: Reporter,
+    follower: Follower,
+    instance: str,
+    started: float,
+) -> FollowSummary:
     known = follower.prepare(instance)
     recorded = {
         "pid": os.getpid(),
@@ -222,7 +241,12 @@ def stop_following(settings: Settings, drop: bool, wait: float = 120.0) -> list[
         done.append(f"follow session {running['run_id']} stopped after its last window")
     if not drop:
         return done or ["no follower was running"]
-    instance = _instance(settings)
+    return done + _drop(settings, _instance(settings))
+
+
+def _drop(settings: Settings, instance: str) -> list[str]:
+    """The slots and publications of this control database dropped, its state forgotten."""
+    done = []
     plan = prepare_plan(settings)
     for source in plan.sources:
         tables = [t for t in plan.tables if t.source == source.name]
@@ -230,8 +254,8 @@ def stop_following(settings: Settings, drop: bool, wait: float = 120.0) -> list[
         with change.connect() as conn:
             done += [f"source '{source.name}': {what} dropped" for what in change.drop(conn)]
     folder = state_folder(settings, instance)
-    if FollowState.exists(folder) or folder.exists():
-        FollowState(folder, "").remove()
+    if StateStore.exists(folder) or folder.exists():
+        remove_state(folder)
         done.append(f"follow's state in {folder} removed")
     forget_sources(settings)
     return done

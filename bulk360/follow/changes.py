@@ -1,17 +1,34 @@
-"""A source's stream as transactions, and a window of transactions as its net effect per row.
+"""A source's stream as changes in commit order (:class:`Decoder`), and windows of them reduced to
+their net effect per row (:class:`WindowBuilder`).
 
 The stream names tables by OID (a Relation message before a table's first change, and again
-after its columns change): :class:`Decoder` keeps them, checks that each followed table still has
-the columns and types follow was started with, and hands back whole transactions. :func:`net`
-reduces a window of them to what each row (by replica identity) ends as: upserted with its last
-values, or deleted; a ``TRUNCATE`` deletes every row the table held before it.
+after its columns change): the decoder keeps them, checks that each followed table still has the
+columns and types follow was started with, and hands on, in commit order, each committed
+transaction's changes and then its commit. A transaction the state already holds (its commit
+before the position applied) is skipped: the server may send again what it sent before the last
+confirmation. A transaction streamed before its commit (protocol version 2) is spooled to a file
+until its Stream Commit, then handed on from the file (a rolled-back subtransaction's changes
+left out), so memory holds no large transaction. bulk360's markers (non-transactional logical
+messages, ``pg_logical_emit_message``) come through in their place in the stream: everything
+committed before a marker was written comes before it.
+
+A window gathers changes per table by replica identity: upserted with its last values, or
+deleted; a ``TRUNCATE`` deletes every row the table held before it. It may end inside a
+transaction (one larger than ``--max-rows``): its position is then the last transaction it holds
+whole, and the next window goes on with the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import pickle
+import struct
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from bulk360.errors import SchemaDrift
 from bulk360.follow.pgoutput import (
@@ -20,7 +37,12 @@ from bulk360.follow.pgoutput import (
     Commit,
     Delete,
     Insert,
+    LogicalMessage,
     Relation,
+    StreamAbort,
+    StreamCommit,
+    StreamStart,
+    StreamStop,
     Truncate,
     Update,
     Value,
@@ -28,15 +50,22 @@ from bulk360.follow.pgoutput import (
 )
 
 __all__ = [
+    "MARKER_PREFIX",
     "Change",
+    "Committed",
     "Decoder",
+    "Event",
     "Expected",
+    "Marker",
     "TableChanges",
-    "Transaction",
+    "Window",
+    "WindowBuilder",
     "format_lsn",
-    "net",
     "parse_lsn",
 ]
+
+MARKER_PREFIX = "bulk360.follow"
+"""The prefix of bulk360's logical messages (markers) in a source's stream."""
 
 Row = dict[str, Value]
 
@@ -74,21 +103,71 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Transaction:
+class Committed:
+    """The end of a committed transaction whose changes came before."""
+
     end_lsn: int
     commit_time: datetime
-    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A marker of bulk360's (its content), in its place in the stream."""
+
+    content: str
+
+
+Event = Change | Committed | Marker
+
+
+class _Spool:
+    """The changes of one transaction streamed before its commit, in a file until it commits."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: BinaryIO = path.open("wb")
+        self.aborted: set[int] = set()
+
+    def write(self, subxid: int, change: Change) -> None:
+        data = pickle.dumps((subxid, change), protocol=pickle.HIGHEST_PROTOCOL)
+        self.handle.write(struct.pack("!I", len(data)) + data)
+
+    def replay(self, done: Committed) -> Iterator[Event]:
+        """The transaction's changes, a rolled-back subtransaction's left out, then its commit;
+        the file is removed once read."""
+        self.handle.close()
+        try:
+            with self.path.open("rb") as handle:
+                while header := handle.read(4):
+                    subxid, change = pickle.loads(handle.read(struct.unpack("!I", header)[0]))
+                    if subxid not in self.aborted:
+                        yield change
+        finally:
+            self.path.unlink(missing_ok=True)
+        yield done
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.path.unlink(missing_ok=True)
 
 
 class Decoder:
-    """Turns one source's messages into whole transactions."""
+    """Turns one source's messages into the events of its committed transactions, in order."""
 
-    def __init__(self, source: str, expected: Sequence[Expected]) -> None:
+    def __init__(
+        self, source: str, expected: Sequence[Expected], spool: Path, applied: int
+    ) -> None:
         self.source = source
         self.expected = {(e.schema, e.table): e for e in expected}
         self.relations: dict[int, tuple[Expected, tuple[str, ...]]] = {}
-        self._changes: list[Change] = []
-        self._begun: Begin | None = None
+        self.spool = spool
+        self.applied = applied
+        """The position the state holds: transactions committed before it are skipped."""
+        self._skipping = False
+        self._stream: int | None = None
+        """The xid of the streamed block under way."""
+        self._spools: dict[int, _Spool] = {}
+        self._events: deque[Event | Iterator[Event]] = deque()
 
     def _relation(self, message: Relation) -> None:
         expected = self.expected.get((message.schema, message.name))
@@ -113,8 +192,8 @@ class Decoder:
                 [
                     *lines,
                     "the stream stopped before this change; run bulk360 run --mode sync (the "
-                    "schema-drift gate says what to do), then bulk360 follow stop --drop and "
-                    "bulk360 follow to start again",
+                    "schema-drift gate says what to do), then bulk360 follow --clear to start "
+                    "again",
                 ]
             )
         self.relations[message.oid] = (expected, tuple(c.name for c in message.columns))
@@ -123,32 +202,94 @@ class Decoder:
         expected, columns = self.relations[relation]
         return expected.name, dict(zip(columns, values, strict=True))
 
-    def feed(self, data: bytes) -> Transaction | None:
-        """One message; a transaction when it is the commit of one."""
-        message = parse(data)
-        if isinstance(message, Begin):
-            self._begun, self._changes = message, []
-        elif isinstance(message, Relation):
-            self._relation(message)
-        elif isinstance(message, Insert) and message.relation in self.relations:
+    def _change(self, message: object) -> Change | list[Change] | None:
+        if isinstance(message, Insert) and message.relation in self.relations:
             table, new = self._row(message.relation, message.new)
-            self._changes.append(Change(table, "insert", new=new))
-        elif isinstance(message, Update) and message.relation in self.relations:
+            return Change(table, "insert", new=new)
+        if isinstance(message, Update) and message.relation in self.relations:
             table, new = self._row(message.relation, message.new)
             old = self._row(message.relation, message.old)[1] if message.old else None
-            self._changes.append(Change(table, "update", new=new, old=old))
-        elif isinstance(message, Delete) and message.relation in self.relations:
+            return Change(table, "update", new=new, old=old)
+        if isinstance(message, Delete) and message.relation in self.relations:
             table, old = self._row(message.relation, message.old)
-            self._changes.append(Change(table, "delete", old=old))
-        elif isinstance(message, Truncate):
-            for oid in message.relations:
-                if oid in self.relations:
-                    self._changes.append(Change(self.relations[oid][0].name, "truncate"))
-        elif isinstance(message, Commit):
-            done = Transaction(message.end_lsn, message.commit_time, tuple(self._changes))
-            self._changes, self._begun = [], None
-            return done
+            return Change(table, "delete", old=old)
+        if isinstance(message, Truncate):
+            return [
+                Change(self.relations[oid][0].name, "truncate")
+                for oid in message.relations
+                if oid in self.relations
+            ]
         return None
+
+    def feed(self, data: bytes) -> None:
+        """One message of the stream."""
+        message = parse(data, streamed=self._stream is not None)
+        if isinstance(message, Relation):
+            self._relation(message)
+        elif isinstance(message, Begin):
+            self._skipping = message.final_lsn < self.applied
+        elif isinstance(message, Commit):
+            if not self._skipping:
+                self._events.append(Committed(message.end_lsn, message.commit_time))
+            self._skipping = False
+        elif isinstance(message, StreamStart):
+            self._stream = message.xid
+            if message.xid not in self._spools:
+                self.spool.mkdir(parents=True, exist_ok=True)
+                self._spools[message.xid] = _Spool(self.spool / f"{message.xid}.spool")
+        elif isinstance(message, StreamStop):
+            self._stream = None
+        elif isinstance(message, StreamAbort):
+            spool = self._spools.get(message.xid)
+            if spool is not None and message.subxid == message.xid:
+                self._spools.pop(message.xid).discard()
+            elif spool is not None:
+                spool.aborted.add(message.subxid)
+        elif isinstance(message, StreamCommit):
+            spool = self._spools.pop(message.xid, None)
+            if spool is not None and message.end_lsn <= self.applied:
+                spool.discard()
+            elif spool is not None:
+                self._events.append(spool.replay(Committed(message.end_lsn, message.commit_time)))
+        elif isinstance(message, LogicalMessage):
+            if not message.transactional and message.prefix == MARKER_PREFIX:
+                self._events.append(Marker(message.content.decode("utf-8", "replace")))
+        else:
+            found = self._change(message)
+            if found is None:
+                return
+            changes = found if isinstance(found, list) else [found]
+            if self._stream is not None:
+                spool = self._spools[self._stream]
+                subxid = getattr(message, "xid", None) or self._stream
+                for change in changes:
+                    spool.write(subxid, change)
+            elif not self._skipping:
+                self._events.extend(changes)
+
+    def next_event(self) -> Event | None:
+        """The next event in commit order, or None when there is none yet."""
+        while self._events:
+            head = self._events[0]
+            if not isinstance(head, Iterator):
+                self._events.popleft()
+                return head
+            event = next(head, None)
+            if event is not None:
+                return event
+            self._events.popleft()
+        return None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._events)
+
+    def close(self) -> None:
+        """Forget every spooled transaction (a new session receives them again)."""
+        for spool in self._spools.values():
+            spool.discard()
+        self._spools.clear()
+        self._events.clear()
 
 
 @dataclass
@@ -163,37 +304,90 @@ class TableChanges:
     """Every row the table held before the window's truncate is gone."""
     changes: int = 0
 
+    def add(self, change: Change) -> None:
+        """One more change, in commit order."""
+        self.changes += 1
+        if change.kind == "truncate":
+            self.upserts.clear()
+            self.deletes.clear()
+            self.truncated = True
+            return
+        identity = self.identity
+        old = tuple(change.old[c] for c in identity) if change.old else None
+        if change.kind == "delete":
+            assert old is not None
+            self.upserts.pop(old, None)
+            self.deletes.add(old)
+            return
+        assert change.new is not None
+        new = tuple(change.new[c] for c in identity)
+        row = dict(change.new)
+        earlier = self.upserts.get(old if old is not None else new)
+        if old is not None and old != new:  # the identity changed: the old row is gone
+            self.upserts.pop(old, None)
+            self.deletes.add(old)
+        if earlier is not None:  # a value TOAST left unsent is the window's earlier one
+            row = {c: earlier[c] if v is UNCHANGED else v for c, v in row.items()}
+        self.deletes.discard(new)
+        self.upserts[new] = row
 
-def net(
-    transactions: Sequence[Transaction], identities: Mapping[str, tuple[str, ...]]
-) -> dict[str, TableChanges]:
-    """What ``transactions`` (in commit order) leave of each row they touch."""
-    found: dict[str, TableChanges] = {}
-    for transaction in transactions:
-        for change in transaction.changes:
-            identity = identities[change.table]
-            table = found.setdefault(change.table, TableChanges(change.table, identity))
-            table.changes += 1
-            if change.kind == "truncate":
-                table.upserts.clear()
-                table.deletes.clear()
-                table.truncated = True
-                continue
-            old = tuple(change.old[c] for c in identity) if change.old else None
-            if change.kind == "delete":
-                assert old is not None
-                table.upserts.pop(old, None)
-                table.deletes.add(old)
-                continue
-            assert change.new is not None
-            new = tuple(change.new[c] for c in identity)
-            row = dict(change.new)
-            earlier = table.upserts.get(old if old is not None else new)
-            if old is not None and old != new:  # the identity changed: the old row is gone
-                table.upserts.pop(old, None)
-                table.deletes.add(old)
-            if earlier is not None:  # a value TOAST left unsent is the window's earlier one
-                row = {c: earlier[c] if v is UNCHANGED else v for c, v in row.items()}
-            table.deletes.discard(new)
-            table.upserts[new] = row
-    return found
+
+@dataclass
+class Window:
+    """Changes of one source gathered to be applied together."""
+
+    source: str
+    from_lsn: int
+    """The position applied before it."""
+    changes: dict[str, TableChanges] = field(default_factory=dict)
+    rows: int = 0
+    transactions: int = 0
+    end: Committed | None = None
+    """Its last whole transaction's commit: the position it brings the source to."""
+    partial: bool = False
+    """It ends inside a transaction (the rest comes in the next window)."""
+    markers: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def empty(self) -> bool:
+        return self.rows == 0 and self.end is None
+
+
+class WindowBuilder:
+    """Gathers one source's events into windows."""
+
+    def __init__(self, source: str, identities: Mapping[str, tuple[str, ...]], applied: int):
+        self.source = source
+        self.identities = identities
+        self.applied = applied
+        self.in_transaction = False
+        self.window = Window(source, applied)
+
+    def add(self, event: Event) -> None:
+        window = self.window
+        if window.empty and not window.markers:
+            window.started = time.monotonic()
+        if isinstance(event, Change):
+            table = window.changes.get(event.table)
+            if table is None:
+                table = TableChanges(event.table, self.identities[event.table])
+                window.changes[event.table] = table
+            table.add(event)
+            window.rows += 1
+            self.in_transaction = True
+        elif isinstance(event, Committed):
+            window.end = event
+            window.transactions += 1
+            self.in_transaction = False
+        else:
+            window.markers.append(event.content)
+
+    def cut(self) -> Window:
+        """The window gathered so far; the next one starts where it ends."""
+        done = self.window
+        done.partial = self.in_transaction
+        if done.end is not None:
+            self.applied = done.end.end_lsn
+        self.window = Window(self.source, self.applied)
+        return done

@@ -1,12 +1,29 @@
-"""A follow session: the first start (slots, the graph and the state from the slots' snapshots),
-or the pick-up of a stopped follower, then each source's transactions applied window by window
-with a checkpoint after each."""
+"""A follow session: the sources' streams applied window by window, with a checkpoint after each.
+
+Per source, three stages with a checkpoint between, as pgcopydb's follow:
+
+1. **receive** (:mod:`.stream`): the slot read over the streaming replication protocol by a
+   thread of its own, into a queue; the slot is confirmed up to the last checkpoint only;
+2. **transform** (:mod:`.changes`, :mod:`.transform`): the messages as changes in commit order,
+   gathered into a window (at most ``max_rows`` changes, at most ``max_lag`` seconds), reduced to
+   their net effect per row and turned, against the state, into a change set;
+3. **apply** (:func:`bulk360.load.changeset.write_change_set`): the change set written over
+   Bolt, then the **checkpoint**: the state's rows and the source's position in one store
+   transaction, then the slot confirmed, then the position recorded in ``etl_follow_sources``.
+
+What is applied is idempotent, so a follower killed at any moment applies at most one window
+again and converges. ``--once`` runs the same stages up to a **marker**: a logical message the
+follower writes into each source's WAL when it starts (``pg_logical_emit_message``), which the
+stream delivers after every transaction committed before it. A running follower writes one a
+second and, when it comes back with everything before it applied, records the source as caught
+up as of the moment the marker was written (``follow status``'s lag, ``/health``).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -14,36 +31,40 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import psycopg
 from psycopg import sql
 
 from bulk360.control.follow import record_caught_up, record_position, register_source
-from bulk360.control.history import graph_run
 from bulk360.control.notify import announce
 from bulk360.control.runlog import RunLog
-from bulk360.errors import (
-    ConfigError,
-    IntegrityError,
-    SchemaDrift,
-    SourceError,
-    ValidationFailed,
+from bulk360.errors import ConfigError, SourceError, ValidationFailed
+from bulk360.follow.bootstrap import Bootstrap
+from bulk360.follow.changes import (
+    MARKER_PREFIX,
+    Decoder,
+    Expected,
+    Marker,
+    Window,
+    WindowBuilder,
+    format_lsn,
+    parse_lsn,
 )
-from bulk360.follow.apply import (
+from bulk360.follow.source import ChangeSource, identity_columns
+from bulk360.follow.store import Checkpoint, Position, StateStore, StoredTable
+from bulk360.follow.stream import ReplicationStream, SlotLost, StreamLost
+from bulk360.follow.transform import (
     Applied,
     Formatter,
-    apply_window,
-    identity_header,
     node_file,
-    state_schema,
+    stored_tables,
+    transform_window,
 )
-from bulk360.follow.changes import Decoder, Expected, Transaction, format_lsn, net, parse_lsn
-from bulk360.follow.source import ChangeSource, identity_columns
-from bulk360.follow.state import COMPACT_EVERY, FollowState, Position, delta
 from bulk360.load import LoadContext
 from bulk360.load.bolt import BoltLoader
+from bulk360.load.changeset import write_change_set
 from bulk360.load.cypher import create_key_constraint
-from bulk360.options import Mode, Reporter, RunOptions
+from bulk360.load.writer import DriverWriter
+from bulk360.options import Reporter, RunOptions
 from bulk360.plan import Plan, TablePlan, prepare_plan
 from bulk360.settings import Settings
 
@@ -55,19 +76,19 @@ class FollowOptions:
     """How a follower runs."""
 
     once: bool = False
-    """Apply everything up to the sources' current positions, then stop (for cron)."""
+    """Apply everything committed up to the start, then stop (for cron)."""
     max_lag: float = 1.0
     """Seconds a window may gather changes before it is applied."""
     max_rows: int = 20_000
-    """Changed rows a window holds at most (whole transactions: one may hold more)."""
+    """Changed rows a window holds at most (a larger transaction is applied in parts)."""
     batch_size: int = 5_000
     workers: int = 4
     retry_seconds: float = 30.0
     clear: bool = False
-    """The first start clears the graph and builds it anew (else, when a run built the graph,
-    it compares with it: a sync)."""
-    poll_seconds: float = 0.2
-    """How long an idle follower waits before it asks its sources again."""
+    """Build the graph and the state anew from the sources (the first start, or a state that
+    cannot be used): the graph cleared and written by bolt mode."""
+    marker_seconds: float = 1.0
+    """How often a running follower asks each source whether it is caught up (a marker)."""
 
 
 @dataclass
@@ -90,6 +111,9 @@ class FollowSummary:
 
 def plan_fingerprint(plan: Plan) -> str:
     """What follow depends on in the plan: tables, their columns and types, keys, mappings."""
+    import hashlib
+    import json
+
     described = {
         "tables": [
             [t.source, t.schema, t.table, t.label, t.key_columns, [c.header for c in t.columns]]
@@ -114,16 +138,6 @@ def state_folder(settings: Settings, instance: str) -> Path:
     return settings.import_dir / "follow" / instance
 
 
-def read_headers(plan: Plan, table: TablePlan) -> list[str]:
-    """The headers the plan's mappings read of ``table``."""
-    headers: list[str] = []
-    for rel in plan.relationships:
-        for role in rel.roles:
-            if rel.table(role).name == table.name:
-                headers += rel.read_headers(role)
-    return list(dict.fromkeys(headers))
-
-
 @dataclass
 class _Source:
     """One source while it is followed."""
@@ -133,7 +147,21 @@ class _Source:
     identities: dict[str, tuple[str, ...]]
     expected: list[Expected]
     formatters: dict[str, Formatter]
-    caught_up: bool = False
+    conn: Any = None
+    """A plain session: the formatting of a window's values, and the markers."""
+    stream: ReplicationStream | None = None
+    decoder: Decoder | None = None
+    builder: WindowBuilder | None = None
+    target: str | None = None
+    """``--once``: the marker that ends the session for this source."""
+    done: bool = False
+    markers: dict[str, datetime] = field(default_factory=dict)
+    """Markers written and not yet back, with when they were written (the source's clock)."""
+    marked: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.change.source.name
 
 
 class Follower:
@@ -151,22 +179,20 @@ class Follower:
         self.reporter = reporter
         self.stopping = stopping
         self.plan = prepare_plan(settings)
-        if self.plan.blocking_changes:
-            raise SchemaDrift([c.text for c in self.plan.blocking_changes])
         self.sources: list[_Source] = []
-        self.state: FollowState | None = None
+        self.store: StateStore | None = None
+        self.tables: list[StoredTable] = []
+        self.folder: Path | None = None
         self.constrained = False
-        self.targets: dict[str, str] = {}
-        """With ``once``: each source's position when the stream began (where it stops)."""
-        """The key constraints that every MATCH of a window relies on exist (a graph that
-        admin mode built has none)."""
+        self.token = uuid.uuid4().hex[:12]
 
-    # ---- requirements and start ----------------------------------------------------------
+    # ---- requirements and the state -----------------------------------------------------
 
     def prepare(self, instance: str) -> bool:
-        """Check every source (nothing is created); whether follow has state already."""
-        folder = state_folder(self.settings, instance)
-        known = FollowState.exists(folder)
+        """Check every source's requirements (nothing is created) and open the state when it
+        exists; whether it does."""
+        self.folder = state_folder(self.settings, instance)
+        known = StateStore.exists(self.folder)
         problems: list[str] = []
         for source in self.plan.sources:
             tables = [t for t in self.plan.tables if t.source == source.name]
@@ -183,134 +209,46 @@ class Follower:
             self.sources.append(_Source(change, tables, identities, expected, formatters))
         if problems:
             raise ValidationFailed(problems)
+        identities = {n: i for s in self.sources for n, i in s.identities.items()}
+        self.tables = stored_tables(self.plan, identities)
         if known:
-            by_table = {
-                name: [identity_header(c) for c in columns]
-                for source in self.sources
-                for name, columns in source.identities.items()
-            }
-            self.state = FollowState.load(folder, by_table)
-            if self.state.plan != plan_fingerprint(self.plan):
-                raise ValidationFailed(
-                    [
-                        "the control rows changed since following began (tables, columns, "
-                        "mappings): bulk360 follow stop --drop, then bulk360 follow to start "
-                        "again from the sources as they are (a sync makes the graph equal)"
-                    ]
-                )
+            self.store = StateStore.open(self.folder, plan_fingerprint(self.plan), self.tables)
         return known
 
     def start(self, instance: str) -> None:
         """The slots with exported snapshots, the graph and the state made from exactly those
         snapshots, so that each stream starts where its snapshot ends."""
-        folder = state_folder(self.settings, instance)
-        created: list[_Source] = []
-        try:
-            with ExitStack() as stack:
-                points: dict[str, str] = {}
-                snapshots: dict[str, str] = {}
-                for source in self.sources:
-                    with source.change.connect() as conn:
-                        source.change.create(conn)
-                    created.append(source)
-                    point, snapshot = stack.enter_context(source.change.new_slot())
-                    points[source.change.source.name] = point
-                    snapshots[source.change.source.name] = snapshot
-                self._build_graph(snapshots)
-                state = FollowState(folder, plan_fingerprint(self.plan))
-                for source in self.sources:
-                    name = source.change.source.name
-                    state.tables |= self._read_state(source, snapshots[name])
-                    state.positions[name] = Position(points[name])
-                for table in self.plan.tables:
-                    if table.label:
-                        state.next_ids[table.label] = state.tables[table.name].height
-                state.compact()
-                self.state = state
-        except BaseException:
-            for source in created:
-                with source.change.connect() as conn:
-                    source.change.drop(conn)
-            raise
+        assert self.folder is not None
+        bootstrap = Bootstrap(
+            self.settings,
+            self.reporter,
+            [(s.change, s.tables) for s in self.sources],
+            self.tables,
+            self.options.workers,
+            self.options.batch_size,
+            self.options.retry_seconds,
+            self.options.clear,
+        )
+        self.store = bootstrap.run(self.folder, plan_fingerprint(self.plan))
         for source in self.sources:
             register_source(
                 self.settings,
-                source.change.source.name,
+                source.name,
                 source.change.names.slot,
                 source.change.names.publication,
-                str(folder),
-                points[source.change.source.name],
+                str(self.folder),
+                self.store.positions[source.name].lsn,
             )
 
-    def _build_graph(self, snapshots: dict[str, str]) -> None:
-        """Bolt mode from the snapshots, or sync's comparison when a run built the graph."""
-        from bulk360.pipeline import run  # the pipeline, for the graph's first build
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
-        built = graph_run(self.settings)
-        mode: Mode = "sync" if built is not None and not self.options.clear else "bolt"
-        options = RunOptions(
-            mode=mode,
-            clear=self.options.clear and mode == "bolt",
-            workers=self.options.workers,
-            batch_size=self.options.batch_size,
-            retry_seconds=self.options.retry_seconds,
-        )
-        self.reporter.note(
-            f"building the graph from the slots' snapshots ({mode} mode, run row of its own)"
-        )
-        summary = run(self.settings, options, self.reporter, snapshots)
-        if summary.status != "succeeded":
-            raise IntegrityError(f"the graph's build from the snapshots ended {summary.status}")
-
-    def _read_state(self, source: _Source, snapshot: str) -> dict[str, pl.DataFrame]:
-        """Each table's state as of ``snapshot``: its identity as text and the columns the
-        plan reads, formatted by the readers' SELECT expressions."""
-        found = {}
-        with source.change.connect() as conn:
-            conn.autocommit = False
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            for table in source.tables:
-                found[table.name] = self._read_table(conn, table, source.identities[table.name])
-            conn.rollback()
-        return found
-
-    def _read_table(
-        self, conn: psycopg.Connection[Any], table: TablePlan, identity: tuple[str, ...]
-    ) -> pl.DataFrame:
-        schema = state_schema(table, identity, read_headers(self.plan, table))
-        columns = [c for c in table.columns if c.header in schema]
-        selects = [
-            sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE concat({c}) END").format(
-                c=sql.Identifier(c)
-            )
-            for c in identity
-        ] + [c.select for c in columns]
-        query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
-            sql.SQL(", ").join(selects), sql.Identifier(table.schema, table.table)
-        )
-        headers = [identity_header(c) for c in identity] + [c.header for c in columns]
-        with conn.cursor().copy(query) as copy:
-            data = b"".join(bytes(block) for block in copy)
-        frame = (
-            pl.read_csv(
-                data, has_header=False, new_columns=headers, infer_schema=False, quote_char='"'
-            )
-            if data
-            else pl.DataFrame(schema=dict.fromkeys(headers, pl.String))
-        )
-        if table.label:
-            frame = frame.with_row_index(table.id_header).with_columns(
-                pl.col(table.id_header).cast(pl.Int64)
-            )
-        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
-
-    # ---- the stream -----------------------------------------------------------------------
+    # ---- the streams ----------------------------------------------------------------------
 
     def stream(self, log: RunLog, summary: FollowSummary) -> None:
         """Apply every source's transactions, window by window, until stopped (or, with
-        ``once``, until each source reached its position at the start).
+        ``once``, until each source's marker).
 
         A connection lost to a source or to the control database (a restart, a network cut)
         is opened again for up to ``retry_seconds``: what was applied but not confirmed is
@@ -332,7 +270,7 @@ class Follower:
                 time.sleep(min(2.0, self.options.retry_seconds / 10))
 
     def _stream(self, log: RunLog, summary: FollowSummary) -> None:
-        assert self.state is not None
+        assert self.store is not None
         options = self.options
         bolt = BoltLoader(
             LoadContext(
@@ -350,13 +288,7 @@ class Follower:
         with _lost("the control database"):
             log.hold()
         with ExitStack() as stack:
-            conns = {}
-            for s in self.sources:
-                with _lost(f"source '{s.change.source.name}'"):
-                    conns[s.change.source.name] = stack.enter_context(s.change.connect())
-            if not self.targets:
-                with _lost("a source"):
-                    self.targets = {name: _flushed(c) for name, c in conns.items()}
+            stack.callback(self._disconnect)
             driver = bolt.connect()
             stack.callback(driver.close)
             if not self.constrained:
@@ -368,115 +300,191 @@ class Follower:
                 self.constrained = True
             writer = bolt.driver_writer(driver)
             bolt.writer = writer
+            for source in self.sources:
+                with _lost(f"source '{source.name}'"):
+                    self._connect(source)
+            apply = _Apply(self, writer, driver, bolt.database, log, summary)
             noted = time.monotonic()
-            recorded = 0.0
             while not self.stopping():
                 busy = False
                 for source in self.sources:
-                    name = source.change.source.name
-                    with _lost(f"source '{name}'"), bolt.failures(_AGAIN):
-                        conn = conns[name]
-                        upto = self.targets[name] if options.once else self._current(conn)
-                        window = self._window(source, conn, upto)
-                        source.caught_up = not window
-                        if window:
-                            busy = True
-                            self._apply(source, conn, window, writer, log, summary)
+                    with _lost(f"source '{source.name}'"), bolt.failures(_AGAIN):
+                        busy |= self._turn(source, apply)
                     if self.stopping():
                         break
-                caught_up = [s.change.source.name for s in self.sources if s.caught_up]
-                # Idle, a follower polls five times a second; the control database hears of it
-                # once a second (each record is a connection of its own).
-                if caught_up and (busy or time.monotonic() - recorded >= 1.0):
-                    with _lost("the control database"):
-                        record_caught_up(self.settings, caught_up)
-                    recorded = time.monotonic()
-                if time.monotonic() - noted > 10 or (options.once and not busy):
+                if time.monotonic() - noted > 10:
                     noted = time.monotonic()
                     self.reporter.note(_progress(summary, idle=not busy))
-                if options.once and not busy:
+                if options.once and all(s.done for s in self.sources):
+                    self.reporter.note(_progress(summary, idle=True))
                     return
                 if not busy:
-                    time.sleep(options.poll_seconds)
+                    time.sleep(0.05)
+            # Stopped: what was gathered is applied, so that nothing waits for the next start.
+            for source in self.sources:
+                assert source.builder is not None
+                if not source.builder.window.empty:
+                    with _lost(f"source '{source.name}'"), bolt.failures(_AGAIN):
+                        apply(source, source.builder.cut())
 
-    @staticmethod
-    def _current(conn: psycopg.Connection[Any]) -> str:
-        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        assert row is not None
-        return str(row[0])
+    def _connect(self, source: _Source) -> None:
+        assert self.store is not None and self.folder is not None
+        applied = parse_lsn(self.store.positions[source.name].lsn)
+        source.conn = source.change.session()
+        spool = self.folder / "spool" / source.name
+        shutil.rmtree(spool, ignore_errors=True)
+        source.decoder = Decoder(source.name, source.expected, spool, applied)
+        source.builder = WindowBuilder(source.name, source.identities, applied)
+        source.markers.clear()
+        source.stream = ReplicationStream(
+            source.name,
+            source.change.source.conninfo(self.settings),
+            source.change.names.slot,
+            source.change.names.publication,
+            applied,
+        )
+        try:
+            source.stream.start()
+        except SlotLost as exc:
+            raise ConfigError(f"{exc}: {_DROP}") from None
+        except StreamLost as exc:
+            raise _ConnectionLost(str(exc)) from None
+        if self.options.once and not source.done:
+            source.target = f"{self.token}:once"
+            self._mark(source, source.target)
 
-    def _window(
-        self, source: _Source, conn: psycopg.Connection[Any], upto: str
-    ) -> list[Transaction]:
-        """The source's next transactions not yet applied, up to ``upto``: about
-        ``max_rows`` changes, gathered for at most ``max_lag`` seconds."""
-        assert self.state is not None
-        applied = parse_lsn(self.state.positions[source.change.source.name].lsn)
-        started = time.monotonic()
-        while True:
-            decoder = Decoder(source.change.source.name, source.expected)
-            found = []
-            for _, data in source.change.peek(conn, upto, self.options.max_rows):
-                done = decoder.feed(data)
-                if done is not None and done.end_lsn > applied:
-                    found.append(done)
-            rows = sum(len(t.changes) for t in found)
-            waited = time.monotonic() - started
-            if (
-                not found
-                or self.options.once
-                or rows >= self.options.max_rows
-                or waited + self.options.poll_seconds > self.options.max_lag
-                or self.stopping()
-            ):
-                return found
-            time.sleep(self.options.poll_seconds)
-            upto = self._current(conn)
+    def _disconnect(self) -> None:
+        for source in self.sources:
+            if source.stream is not None:
+                source.stream.close()
+            if source.decoder is not None:
+                source.decoder.close()
+            if source.conn is not None:
+                source.conn.close()
+            source.stream = source.decoder = source.builder = source.conn = None
 
-    def _apply(
+    def _mark(self, source: _Source, content: str) -> None:
+        """A marker into the source's WAL; when it was written, by the source's clock."""
+        row = source.conn.execute(
+            "SELECT clock_timestamp() FROM pg_logical_emit_message(false, %s, %s)",
+            [MARKER_PREFIX, content],
+        ).fetchone()
+        source.markers[content] = row[0]
+        source.marked = time.monotonic()
+
+    def _turn(self, source: _Source, apply: _Apply) -> bool:
+        """One turn of a source: what it received gathered, ready windows applied; whether
+        anything was done."""
+        assert source.stream is not None and source.decoder is not None
+        assert source.builder is not None
+        options = self.options
+        try:
+            received = source.stream.get(0)
+        except SlotLost as exc:
+            raise ConfigError(f"{exc}: {_DROP}") from None
+        except StreamLost as exc:
+            raise _ConnectionLost(str(exc)) from None
+        for message in received:
+            source.decoder.feed(message.payload)
+        busy = bool(received)
+        builder = source.builder
+        while not source.done and (event := source.decoder.next_event()) is not None:
+            busy = True
+            builder.add(event)
+            ours = isinstance(event, Marker) and event.content in source.markers
+            if isinstance(event, Marker) and ours and event.content == source.target:
+                source.done = True
+            if ours or builder.window.rows >= options.max_rows:
+                apply(source, builder.cut())
+        window = builder.window
+        late = time.monotonic() - window.started >= options.max_lag
+        if not window.empty and not options.once and late:
+            apply(source, builder.cut())
+            busy = True
+        due = time.monotonic() - source.marked >= options.marker_seconds
+        if (
+            not options.once
+            and due
+            and (not source.markers or time.monotonic() - source.marked > 10)
+        ):
+            source.markers.clear()  # a marker not back in 10 s is written again
+            self._mark(source, f"{self.token}:{time.monotonic_ns()}")
+        return busy
+
+
+class _Apply:
+    """Applies one source's window: transform, the writes, the checkpoint, the slot."""
+
+    def __init__(
         self,
-        source: _Source,
-        conn: psycopg.Connection[Any],
-        window: list[Transaction],
-        writer: Any,
+        follower: Follower,
+        writer: DriverWriter,
+        driver: Any,
+        database: str,
         log: RunLog,
         summary: FollowSummary,
     ) -> None:
-        """A window into the graph, then the checkpoint, then the slot advanced."""
-        assert self.state is not None
-        state = self.state
-        changes = net(window, {t.name: source.identities[t.name] for t in source.tables})
-        formatted = {
-            name: source.formatters[name].format(conn, list(change.upserts.values()))
-            for name, change in changes.items()
-        }
-        tables, applied = apply_window(
-            self.plan, state.tables, state.next_ids, changes, formatted, writer, _nothing
-        )
-        deltas = {name: delta(u.new, u.removed) for name, u in tables.items()}
-        state.tables.update({name: u.after for name, u in tables.items()})
-        last = window[-1]
-        lsn = format_lsn(last.end_lsn)
-        name = source.change.source.name
-        state.positions[name] = Position(lsn, last.commit_time.isoformat())
-        state.save(deltas)
-        source.change.advance(conn, lsn)
-        with _lost("the control database"):
-            record_position(self.settings, name, lsn, last.commit_time, log.run_id)
-            touched = writer.take_touched()
+        self.follower = follower
+        self.writer = writer
+        self.driver = driver
+        self.database = database
+        self.log = log
+        self.summary = summary
+
+    def __call__(self, source: _Source, window: Window) -> None:
+        follower = self.follower
+        store = follower.store
+        assert store is not None and source.stream is not None
+        settings, summary = follower.settings, self.summary
+        if window.rows or window.end is not None:
+            formatted = {
+                name: source.formatters[name].format(source.conn, list(change.upserts.values()))
+                for name, change in window.changes.items()
+            }
+            transformed = transform_window(follower.plan, store, window.changes, formatted)
+            write_change_set(self.writer, self.driver, self.database, transformed.changes, _nothing)
+            end = window.end
+            position = (
+                Position(format_lsn(end.end_lsn), end.commit_time.isoformat())
+                if end is not None
+                else None
+            )
+            applied_to = end.end_lsn if end is not None else window.from_lsn
+            done = Checkpoint(
+                source.name,
+                format_lsn(window.from_lsn),
+                format_lsn(applied_to),
+                window.transactions,
+                window.rows,
+                window.partial,
+            )
+            store.checkpoint(transformed.writes, transformed.next_ids, done, position)
+            summary.windows += 1
+            summary.transactions += window.transactions
+            summary.changes += window.rows
+            summary.applied.add(Applied.of(transformed.changes))
+            if end is not None:
+                source.stream.confirm(end.end_lsn)
+                summary.positions[source.name] = format_lsn(end.end_lsn)
+                summary.lags.append((datetime.now(UTC) - end.commit_time).total_seconds())
+                with _lost("the control database"):
+                    record_position(
+                        settings, source.name, format_lsn(end.end_lsn), end.commit_time,
+                        self.log.run_id,
+                    )  # fmt: skip
+            touched = self.writer.take_touched()
             if touched:
-                announce(self.settings, "graph", touched)
-        summary.windows += 1
-        summary.transactions += len(window)
-        summary.changes += sum(len(t.changes) for t in window)
-        summary.applied.add(applied)
-        summary.positions[name] = lsn
-        summary.lags.append((datetime.now(UTC) - last.commit_time).total_seconds())
-        if state.checkpoint % COMPACT_EVERY == 0:
-            state.compact()
+                with _lost("the control database"):
+                    announce(settings, "graph", touched)
+        # Everything before each marker of the window is applied now: caught up as of then.
+        written = [source.markers.pop(m) for m in window.markers if m in source.markers]
+        if written and not follower.options.once:
+            with _lost("the control database"):
+                record_caught_up(settings, [source.name], max(written))
 
 
 _AGAIN = "run bulk360 follow again: it picks up where it stopped"
+_DROP = "bulk360 follow --clear builds the graph and the state again from the sources (or bulk360 follow stop --drop, then bulk360 follow)"
 
 
 _CONTROL_LOST = ("cannot connect to the control database", "writing to the control database")
@@ -497,19 +505,6 @@ def _lost(what: str) -> Iterator[None]:
         lines = str(exc).strip().splitlines()
         reason = lines[-1].strip() if lines else type(exc).__name__
         raise _ConnectionLost(f"{what}: the connection was lost ({reason})") from None
-
-
-def _flushed(conn: psycopg.Connection[Any], seconds: float = 10.0) -> str:
-    """The source's current WAL position once it is on disk: decoding reads flushed WAL only,
-    and with ``synchronous_commit = off`` a commit reaches the disk a moment after it returns."""
-    target = Follower._current(conn)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        row = conn.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [target]).fetchone()
-        if row and row[0]:
-            break
-        time.sleep(0.05)
-    return target
 
 
 def _nothing(task: str, rows: int) -> None:

@@ -1,9 +1,17 @@
-"""PostgreSQL's ``pgoutput`` logical replication messages (protocol version 1), parsed.
+"""PostgreSQL's ``pgoutput`` logical replication messages (protocol versions 1 and 2), parsed.
 
-Each message is one row of ``pg_logical_slot_peek_binary_changes``: a type byte and its fields,
-integers in network order, strings NUL-terminated (PostgreSQL's "Logical Replication Message
-Formats"). Column values come as text (the type's output function), ``None`` for NULL, and
-:data:`UNCHANGED` for a TOASTed value an update did not change (its value is not sent).
+Each message is the payload of one ``XLogData`` message of the replication stream (or one row of
+``pg_logical_slot_peek_binary_changes``): a type byte and its fields, integers in network order,
+strings NUL-terminated (PostgreSQL's "Logical Replication Message Formats"). Column values come as
+text (the type's output function), ``None`` for NULL, and :data:`UNCHANGED` for a TOASTed value an
+update did not change (its value is not sent).
+
+Version 2 with ``streaming on`` sends a transaction larger than ``logical_decoding_work_mem``
+before it commits, in blocks between :class:`StreamStart` and :class:`StreamStop`, then
+:class:`StreamCommit` (or :class:`StreamAbort`, of it or of one of its subtransactions). Inside a
+block every message carries the xid of its (sub)transaction: :func:`parse` is told whether the
+message is inside one. :class:`LogicalMessage` is what ``pg_logical_emit_message`` wrote (with
+the ``messages`` option).
 """
 
 from __future__ import annotations
@@ -19,9 +27,14 @@ __all__ = [
     "Commit",
     "Delete",
     "Insert",
+    "LogicalMessage",
     "Message",
     "ProtocolError",
     "Relation",
+    "StreamAbort",
+    "StreamCommit",
+    "StreamStart",
+    "StreamStop",
     "Truncate",
     "Update",
     "parse",
@@ -35,6 +48,9 @@ class _Unchanged:
 
     def __repr__(self) -> str:
         return "UNCHANGED"
+
+    def __reduce__(self) -> str:
+        return "UNCHANGED"  # unpickled as the one instance (follow spools changes to disk)
 
 
 UNCHANGED = _Unchanged()
@@ -79,12 +95,15 @@ class Relation:
     replica_identity: str
     """``d`` default (the primary key), ``n`` nothing, ``f`` full, ``i`` an index."""
     columns: tuple[Column, ...]
+    xid: int | None = None
+    """Inside a streamed block: the (sub)transaction it belongs to."""
 
 
 @dataclass(frozen=True)
 class Insert:
     relation: int
     new: tuple[Value, ...]
+    xid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,7 @@ class Update:
     """The old row's key columns (``K``, when the key changed) or all its columns (``O``,
     replica identity full); None when the key did not change."""
     old_is_key: bool = False
+    xid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,7 @@ class Delete:
     old: tuple[Value, ...]
     old_is_key: bool
     """Whether ``old`` holds only the key columns (the others None)."""
+    xid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,50 @@ class Truncate:
     relations: tuple[int, ...]
     cascade: bool
     restart_identity: bool
+    xid: int | None = None
+
+
+@dataclass(frozen=True)
+class LogicalMessage:
+    """What ``pg_logical_emit_message`` wrote (sent with the ``messages`` option)."""
+
+    transactional: bool
+    lsn: int
+    prefix: str
+    content: bytes
+    xid: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """A block of a transaction still in progress begins (protocol version 2)."""
+
+    xid: int
+    first: bool
+    """The transaction's first block."""
+
+
+@dataclass(frozen=True)
+class StreamStop:
+    """The block ends."""
+
+
+@dataclass(frozen=True)
+class StreamCommit:
+    """A streamed transaction committed: every block of it holds its changes."""
+
+    xid: int
+    commit_lsn: int
+    end_lsn: int
+    commit_time: datetime
+
+
+@dataclass(frozen=True)
+class StreamAbort:
+    """A streamed transaction (``subxid == xid``) or one of its subtransactions rolled back."""
+
+    xid: int
+    subxid: int
 
 
 @dataclass(frozen=True)
@@ -119,7 +184,21 @@ class Other:
     kind: str
 
 
-Message = Begin | Commit | Relation | Insert | Update | Delete | Truncate | Other
+Message = (
+    Begin
+    | Commit
+    | Relation
+    | Insert
+    | Update
+    | Delete
+    | Truncate
+    | LogicalMessage
+    | StreamStart
+    | StreamStop
+    | StreamCommit
+    | StreamAbort
+    | Other
+)
 
 
 class _Reader:
@@ -163,8 +242,9 @@ class _Reader:
         return tuple(values)
 
 
-def parse(data: bytes) -> Message:
-    """One pgoutput message."""
+def parse(data: bytes, streamed: bool = False) -> Message:
+    """One pgoutput message; ``streamed``: it is inside a :class:`StreamStart` block, so its
+    change messages carry an xid first."""
     reader = _Reader(bytes(data))
     kind = reader.byte()
     if kind == "B":
@@ -172,6 +252,17 @@ def parse(data: bytes) -> Message:
     if kind == "C":
         reader.take("!b")  # flags, unused
         return Commit(reader.take("!Q"), reader.take("!Q"), reader.time())
+    if kind == "S":
+        return StreamStart(reader.take("!I"), reader.take("!b") == 1)
+    if kind == "E":
+        return StreamStop()
+    if kind == "c":
+        streamed_xid = reader.take("!I")
+        reader.take("!b")  # flags, unused
+        return StreamCommit(streamed_xid, reader.take("!Q"), reader.take("!Q"), reader.time())
+    if kind == "A":
+        return StreamAbort(reader.take("!I"), reader.take("!I"))
+    xid = reader.take("!I") if streamed and kind in "RIUDTMY" else None
     if kind == "R":
         oid, schema, name = reader.take("!I"), reader.string(), reader.string()
         identity = reader.byte()
@@ -181,12 +272,12 @@ def parse(data: bytes) -> Message:
             columns.append(
                 Column(reader.string(), reader.take("!I"), reader.take("!i"), bool(flags & 1))
             )
-        return Relation(oid, schema, name, identity, tuple(columns))
+        return Relation(oid, schema, name, identity, tuple(columns), xid)
     if kind == "I":
         relation = reader.take("!I")
         if reader.byte() != "N":
             raise ProtocolError("an insert without its new tuple")
-        return Insert(relation, reader.tuple())
+        return Insert(relation, reader.tuple(), xid)
     if kind == "U":
         relation = reader.take("!I")
         marker = reader.byte()
@@ -194,15 +285,22 @@ def parse(data: bytes) -> Message:
         if marker in ("K", "O"):
             old = reader.tuple()
             reader.byte()  # 'N'
-        return Update(relation, reader.tuple(), old, marker == "K")
+        return Update(relation, reader.tuple(), old, marker == "K", xid)
     if kind == "D":
         relation = reader.take("!I")
         marker = reader.byte()
-        return Delete(relation, reader.tuple(), marker == "K")
+        return Delete(relation, reader.tuple(), marker == "K", xid)
     if kind == "T":
         count, options = reader.take("!i"), reader.take("!b")
         oids = tuple(reader.take("!I") for _ in range(count))
-        return Truncate(oids, bool(options & 1), bool(options & 2))
-    if kind in ("O", "Y", "M"):
+        return Truncate(oids, bool(options & 1), bool(options & 2), xid)
+    if kind == "M":
+        transactional = reader.take("!b") & 1 == 1
+        lsn, prefix = reader.take("!Q"), reader.string()
+        length = reader.take("!i")
+        return LogicalMessage(
+            transactional, lsn, prefix, reader.data[reader.at : reader.at + length], xid
+        )
+    if kind in ("O", "Y"):
         return Other(kind)
     raise ProtocolError(f"message type {kind!r}")

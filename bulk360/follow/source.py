@@ -1,12 +1,11 @@
-"""A source followed through PostgreSQL's logical decoding: its requirements, the publication and
-the replication slot bulk360 owns there, and the changes the slot holds.
+"""A source followed through PostgreSQL's logical decoding: its requirements, and the
+publication and the replication slot bulk360 owns there.
 
 The publication covers exactly the mapped tables, each with a column list of the columns the
 plan reads (and the replica identity's), so an excluded column never leaves PostgreSQL, not even
-in the change stream. The slot uses the built-in ``pgoutput`` plugin. Changes are read with
-``pg_logical_slot_peek_binary_changes`` (whole transactions, up to a position and a number of
-rows) and the slot is advanced (``pg_replication_slot_advance``) only after what they hold is in
-Neo4j and in follow's state.
+in the change stream. The slot uses the built-in ``pgoutput`` plugin; its changes are read over
+the streaming replication protocol (:mod:`bulk360.follow.stream`), which confirms a position
+only after what it holds is in Neo4j and in follow's state.
 """
 
 from __future__ import annotations
@@ -74,13 +73,23 @@ class ChangeSource:
         self.instance = instance
         self.names = follow_names(instance, source.name)
 
-    @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection[Any]]:
-        """A session with the readers' settings (the stream's text follows them)."""
+    def session(self) -> psycopg.Connection[Any]:
+        """A session (autocommit) with the readers' settings: the values follow formats come
+        out as a run's readers write them."""
         conn = self.source.connect(self.settings, autocommit=True)
         try:
             for name, value in SESSION_SETTINGS.items():
                 conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """:meth:`session`, closed when the block ends."""
+        conn = self.session()
+        try:
             yield conn
         finally:
             conn.close()
@@ -285,27 +294,6 @@ class ChangeSource:
             )
             removed.append(f"publication {self.names.publication}")
         return removed
-
-    # ---- the changes -------------------------------------------------------------------
-
-    def current_lsn(self, conn: psycopg.Connection[Any]) -> str:
-        return str(_one(conn, "SELECT pg_current_wal_lsn()"))
-
-    def peek(self, conn: psycopg.Connection[Any], upto: str, rows: int) -> list[tuple[str, bytes]]:
-        """The slot's messages of the transactions committed before ``upto``, whole
-        transactions, about ``rows`` of them at most."""
-        return [
-            (str(lsn), bytes(data))
-            for lsn, data in conn.execute(
-                "SELECT lsn, data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s,"
-                " 'proto_version', '1', 'publication_names', %s)",
-                [self.names.slot, upto, rows, self.names.publication],
-            )
-        ]
-
-    def advance(self, conn: psycopg.Connection[Any], lsn: str) -> None:
-        """The slot confirms everything up to ``lsn``: PostgreSQL may recycle that WAL."""
-        conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [self.names.slot, lsn])
 
     def status(self, conn: psycopg.Connection[Any]) -> SlotStatus:
         return slot_status(conn, self.source.name, self.names.slot)

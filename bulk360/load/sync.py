@@ -10,18 +10,17 @@ A label whose key columns changed, a relationship type that several mappings sha
 same labels, or a mapping whose join or properties changed in a way the pairs cannot follow,
 is rebuilt: everything of it deleted and written again.
 
-The writes go in the order that keeps the graph whole: nodes of rebuilt labels deleted, nodes
-inserted and updated (``MERGE`` on the key, a NULL property removed), relationships replaced
-and rebuilt, then deleted nodes removed (``DETACH DELETE``). Each statement is idempotent, so a
-sync that fails half way (the run is failed) is completed by the next one, which compares with
-the same baseline again. ``--full`` clears the graph and writes everything, as bolt mode's
+What it finds is a change set, written by the writer follow uses too, in the order that keeps
+the graph whole (:mod:`bulk360.load.changeset`). Each statement is idempotent, so a sync that
+fails half way (the run is failed) is completed by the next one, which compares with the same
+baseline again. ``--full`` clears the graph and writes everything, as bolt mode's
 ``--clear``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -32,18 +31,10 @@ from bulk360.control.history import failed_since, follow_sessions_since, graph_r
 from bulk360.errors import IntegrityError, TargetError
 from bulk360.load import LoadContext, LoadResult, Server
 from bulk360.load.bolt import BoltLoader
-from bulk360.load.cypher import (
-    count_graph,
-    create_key_constraint,
-    delete_group_query,
-    delete_nodes_query,
-    graph_counts,
-    merge_nodes_query,
-    relationship_query,
-    replace_pairs_query,
-)
-from bulk360.load.diff import KeyCache, LabelDiff, MappingDiff, diff_mapping, diff_nodes
-from bulk360.load.writer import Batch, DriverWriter, batches
+from bulk360.load.changeset import ChangeSet, Group, write_change_set
+from bulk360.load.cypher import count_graph, create_key_constraint, graph_counts
+from bulk360.load.diff import KeyCache, diff_mapping, diff_nodes
+from bulk360.load.writer import DriverWriter
 from bulk360.package import ImportPackage
 from bulk360.package.files import NodeFile, RelationshipFile
 from bulk360.package.paths import MANIFEST_FILE
@@ -52,23 +43,6 @@ from bulk360.settings import Settings
 __all__ = ["Baseline", "SyncLoad", "SyncLoader", "find_baseline"]
 
 Files = tuple[Sequence[NodeFile], Sequence[RelationshipFile]]
-Group = tuple[str, str, str]
-
-
-def upserted_task(label: str) -> str:
-    return f"{label} upserted"
-
-
-def rebuilt_task(mapping: str) -> str:
-    return f"{mapping} rewritten"
-
-
-def replaced_task(mapping: str) -> str:
-    return f"{mapping} pairs replaced"
-
-
-def deleted_task(label: str) -> str:
-    return f"{label} deleted"
 
 
 @dataclass
@@ -76,58 +50,10 @@ class SyncLoad:
     """What a sync changes, and what the graph holds afterwards."""
 
     diffed_against: int
-    labels: dict[str, LabelDiff] = field(default_factory=dict)
-    mappings: dict[str, MappingDiff] = field(default_factory=dict)
-    rebuilt: dict[Group, list[RelationshipFile]] = field(default_factory=dict)
-    """Groups (start label, type, end label) written anew, with their new mappings."""
+    changes: ChangeSet = field(default_factory=ChangeSet)
     graph_nodes: dict[str, int] = field(default_factory=dict)
     graph_relationships: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rebuilt_groups(self) -> list[str]:
-        return [f"{start}-{kind}->{end}" for start, kind, end in self.rebuilt]
-
-    @property
-    def changed(self) -> bool:
-        return (
-            bool(self.rebuilt)
-            or any(
-                d.inserted or d.updated or d.deleted or d.removed_properties or d.rebuilt
-                for d in self.labels.values()
-            )
-            or any(d.added or d.removed or d.rebuilt for d in self.mappings.values())
-        )
-
-    def tasks(self) -> dict[str, int | None]:
-        """The progress bars of the writes, in their order, with the rows each will write."""
-        found: dict[str, int | None] = {}
-        for d in self.labels.values():
-            if d.new is not None and d.upserts.height:
-                found[upserted_task(d.label)] = d.upserts.height
-        for files in self.rebuilt.values():
-            for rel in files:
-                found[rebuilt_task(rel.name)] = rel.rows
-        for name, m in self.mappings.items():
-            if m.replace.height:
-                found[replaced_task(name)] = m.replace.height
-        for d in self.labels.values():
-            if d.deleted:
-                found[deleted_task(d.label)] = d.deleted
-        return found
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per label and mapping name: inserted, updated, deleted (relationships: added as
-        inserted, removed as deleted)."""
-        found = {
-            label: {"inserted": d.inserted, "updated": d.updated, "deleted": d.deleted}
-            for label, d in self.labels.items()
-        }
-        found |= {
-            name: {"inserted": d.added, "updated": 0, "deleted": d.removed}
-            for name, d in self.mappings.items()
-        }
-        return found
 
 
 @dataclass(frozen=True)
@@ -234,8 +160,8 @@ class SyncLoader:
             self.baseline.package.relationship_files(),
         )
         sync = self.diff(self.baseline.run_id, old, new)
-        if sync.changed:
-            with self.context.reporter.rows_progress(sync.tasks()) as advance:
+        if sync.changes.changed:
+            with self.context.reporter.rows_progress(sync.changes.tasks()) as advance:
                 self.write(sync, new, advance)
         expected = LoadResult(
             {n.label: n.nodes for n in package.manifest.nodes},
@@ -248,9 +174,9 @@ class SyncLoader:
             graph_nodes=sync.graph_nodes,
             graph_relationships=sync.graph_relationships,
             created_types=tuple(sync.graph_relationships),
-            changes=sync.counts(),
+            changes=sync.changes.counts(),
             seconds=sync.seconds,
-            details={"rebuilt_groups": sync.rebuilt_groups},
+            details={"rebuilt_groups": sync.changes.rebuilt_groups},
             notes=_notes(sync),
             diffed_against=sync.diffed_against,
             retries=self.writer.retries if self.writer else 0,
@@ -277,29 +203,33 @@ class SyncLoader:
         """Compare ``old`` with ``new`` (node and relationship files of each package)."""
         started = time.perf_counter()
         sync = SyncLoad(diffed_against)
+        changes = sync.changes
         old_nodes = {n.label: n for n in old[0]}
         new_nodes = {n.label: n for n in new[0]}
         for label in dict.fromkeys([*new_nodes, *old_nodes]):
-            sync.labels[label] = diff_nodes(old_nodes.get(label), new_nodes.get(label))
-        sync.rebuilt = _rebuilt_groups(sync, old[1], new[1])
+            changes.nodes[label] = diff_nodes(old_nodes.get(label), new_nodes.get(label))
+        changes.rebuilt = _rebuilt_groups(changes, old[1], new[1])
         old_mappings = {r.name: r for r in old[1]}
         keys = KeyCache()
         for rel in new[1]:
-            if rel.group not in sync.rebuilt:
-                sync.mappings[rel.name] = diff_mapping(old_mappings.get(rel.name), rel, keys)
+            if rel.group not in changes.rebuilt:
+                changes.pairs[rel.name] = diff_mapping(old_mappings.get(rel.name), rel, keys)
         sync.seconds["diff"] = round(time.perf_counter() - started, 3)
         return sync
 
     def write(self, sync: SyncLoad, new: Files, progress: Callable[[str, int], None]) -> None:
         """Write what :meth:`diff` found, then count the graph; ``progress`` is told
-        ``(task, rows)`` for each committed batch, ``task`` one of :meth:`SyncLoad.tasks`."""
+        ``(task, rows)`` for each committed batch, ``task`` one of :meth:`ChangeSet.tasks`."""
         driver = self.bolt.connect()
         try:
             self.writer = self.bolt.driver_writer(driver)
             self.bolt.writer = self.writer
             with self.bolt.failures("run the sync again to complete it (it is idempotent)"):
                 started = time.perf_counter()
-                self._write(driver, self.writer, sync, progress)
+                for d in sync.changes.nodes.values():
+                    if d.node is not None:
+                        create_key_constraint(driver, self.bolt.database, d.label, d.node.keys)
+                write_change_set(self.writer, driver, self.bolt.database, sync.changes, progress)
                 sync.seconds["write"] = round(time.perf_counter() - started, 3)
                 sync.graph_nodes, sync.graph_relationships = count_graph(
                     driver,
@@ -310,69 +240,13 @@ class SyncLoader:
         finally:
             driver.close()
 
-    def _write(
-        self,
-        driver: Driver,
-        writer: DriverWriter,
-        sync: SyncLoad,
-        progress: Callable[[str, int], None],
-    ) -> None:
-        database, size = self.bolt.database, self.bolt.batch_size
-        for d in sync.labels.values():
-            if d.new is not None:
-                create_key_constraint(driver, database, d.label, d.new.keys)
-        # 1. Labels whose key changed lose their old nodes first: a new node merged on the new
-        #    key could otherwise be an old one, which the deletes would then remove.
-        writer.write_batches(
-            [self._deletes(d) for d in sync.labels.values() if d.rebuilt], progress
-        )
-        # 2. Nodes inserted and updated.
-        writer.write_batches(
-            [self._upserts(d) for d in sync.labels.values() if d.new is not None], progress
-        )
-        # 3. Relationships: whole groups deleted and written anew, changed pairs replaced.
-        for start, kind, end in sync.rebuilt:
-            writer.touch(start)
-            writer.touch(end)
-            with driver.session(database=database, bookmark_manager=writer.bookmarks) as session:
-                session.run(delete_group_query(start, kind, end), size=size).consume()
-        for files in sync.rebuilt.values():
-            for rel in files:
-                writer.write_relationships(
-                    [(rel, relationship_query(rel, "create"))], progress, rebuilt_task(rel.name)
-                )
-        for m in sync.mappings.values():
-            if m.replace.height and m.new is not None:
-                query = replace_pairs_query(m.new)
-                task = replaced_task(m.new.name)
-                writer.write_pairs(m.replace, m.new, "replaced", query, progress, task)
-        # 4. Nodes whose rows are gone, with whatever relationships they still have.
-        writer.write_batches(
-            [self._deletes(d) for d in sync.labels.values() if not d.rebuilt and d.deleted],
-            progress,
-        )
-
-    def _upserts(self, d: LabelDiff) -> Iterator[Batch]:
-        assert d.new is not None
-        query = merge_nodes_query(d.new, d.removed_properties)
-        return batches(
-            d.upserts, self.bolt.batch_size, "node", d.label, query, upserted_task(d.label)
-        )
-
-    def _deletes(self, d: LabelDiff) -> Iterator[Batch]:
-        assert d.old is not None
-        query = delete_nodes_query(d.old)
-        return batches(
-            d.deletes, self.bolt.batch_size, "deleted", d.label, query, deleted_task(d.label)
-        )
-
 
 def _rebuilt_groups(
-    sync: SyncLoad, old: Sequence[RelationshipFile], new: Sequence[RelationshipFile]
+    changes: ChangeSet, old: Sequence[RelationshipFile], new: Sequence[RelationshipFile]
 ) -> dict[Group, list[RelationshipFile]]:
     """Groups (start label, type, end label) written anew, with their new mappings: several
     mappings in a group, a mapping whose name or columns changed, or an end whose key did."""
-    rebuilt_labels = {label for label, d in sync.labels.items() if d.rebuilt}
+    rebuilt_labels = {label for label, d in changes.nodes.items() if d.rebuilt}
     groups_old: dict[Group, list[RelationshipFile]] = {}
     groups_new: dict[Group, list[RelationshipFile]] = {}
     for rel in old:
@@ -397,15 +271,16 @@ def _rebuilt_groups(
 
 def _notes(sync: SyncLoad) -> tuple[str, ...]:
     """What a sync tells the user: nothing changed, or what changed per label and mapping."""
-    if not sync.changed:
+    if not sync.changes.changed:
         return (f"no change since run {sync.diffed_against}: nothing was written",)
     lines = [
         f"{name}: {counts['inserted']:,} inserted, {counts['updated']:,} updated, "
         f"{counts['deleted']:,} deleted"
-        for name, counts in sync.counts().items()
+        for name, counts in sync.changes.counts().items()
         if any(counts.values())
     ]
     lines += [
-        f"{group}: rewritten whole (its mappings or key changed)" for group in sync.rebuilt_groups
+        f"{group}: rewritten whole (its mappings or key changed)"
+        for group in sync.changes.rebuilt_groups
     ]
     return tuple(lines)

@@ -24,7 +24,7 @@ def test_nodes_inserted_updated_and_deleted_by_key(tmp_path: Path) -> None:
     )
     diff = diff_nodes(old, new)
     assert (diff.inserted, diff.updated, diff.deleted) == (1, 1, 1)
-    assert sorted(diff.upserts.rows()) == [(2, "Alan", "1912-06-23"), (4, "Linus", None)]
+    assert sorted(diff.upserts[0][1].rows()) == [(2, "Alan", "1912-06-23"), (4, "Linus", None)]
     assert diff.deletes.rows() == [(3,)]
     assert diff.removed_properties == () and not diff.rebuilt
 
@@ -35,7 +35,7 @@ def test_a_value_that_became_null_is_an_update(tmp_path: Path) -> None:
     diff = diff_nodes(old, new)
     # born became NULL for 1; name went from "" (an empty string) to NULL for 2.
     assert (diff.inserted, diff.updated, diff.deleted) == (0, 2, 0)
-    assert sorted(diff.upserts.rows()) == [(1, "Ada", None), (2, None, None)]
+    assert sorted(diff.upserts[0][1].rows()) == [(1, "Ada", None), (2, None, None)]
 
 
 def test_a_column_gone_updates_every_row_and_is_removed(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_a_label_added_or_gone(tmp_path: Path) -> None:
     added = diff_nodes(None, spec)
     assert (added.inserted, added.deleted) == (2, 0)
     gone = diff_nodes(spec, None)
-    assert (gone.inserted, gone.deleted) == (0, 2) and gone.new is None
+    assert (gone.inserted, gone.deleted) == (0, 2) and gone.node is None
 
 
 def test_relationships_compare_as_multisets_of_pairs(tmp_path: Path) -> None:
