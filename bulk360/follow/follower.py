@@ -34,10 +34,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bulk360.control.follow import record_caught_up, record_position, register_source
+from bulk360.control.follow import (
+    follow_rows,
+    record_caught_up,
+    record_position,
+    register_source,
+)
 from bulk360.control.notify import announce
 from bulk360.control.runlog import RunLog
-from bulk360.errors import ConfigError, SourceError, ValidationFailed
+from bulk360.errors import ConfigError, SourceError, StateError, ValidationFailed
 from bulk360.follow.bootstrap import Bootstrap
 from bulk360.follow.changes import (
     MARKER_PREFIX,
@@ -193,6 +198,14 @@ class Follower:
         exists; whether it does."""
         self.folder = state_folder(self.settings, instance)
         known = StateStore.exists(self.folder)
+        followed = [
+            r.source for r in follow_rows(self.settings) if Path(r.state_dir) == self.folder
+        ]
+        if followed and not known:
+            raise StateError(
+                f"follow's state {StateStore.path_in(self.folder)} is missing (deleted?) while "
+                f"{', '.join(followed)} are followed: {_DROP}"
+            )
         problems: list[str] = []
         for source in self.plan.sources:
             tables = [t for t in self.plan.tables if t.source == source.name]

@@ -198,17 +198,17 @@ class ChangeSource:
             found.append(
                 f"{where}: {'slot' if slot else 'publication'} {self.names.slot} exists but this "
                 "control database's follow state does not know it (left by a follower whose state "
-                "was removed): bulk360 follow stop --drop, then start again"
+                "was removed): bulk360 follow --clear starts again from the sources"
             )
         if known and slot is not None and slot[1] == "lost":
             found.append(
                 f"{where}: slot {self.names.slot} was invalidated (the source removed WAL it "
-                "needed: max_slot_wal_keep_size): bulk360 follow stop --drop, then start again"
+                "needed: max_slot_wal_keep_size): bulk360 follow --clear starts again from the sources"
             )
         if known and slot is None:
             found.append(
                 f"{where}: slot {self.names.slot} is gone (dropped, or invalidated by "
-                "max_slot_wal_keep_size): bulk360 follow stop --drop, then start again"
+                "max_slot_wal_keep_size): bulk360 follow --clear starts again from the sources"
             )
         return found
 

@@ -8,12 +8,14 @@ rows); every test leaves following stopped and dropped.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -512,3 +514,143 @@ def test_a_publication_changed_by_hand_is_refused(following: Settings) -> None:
     assert result.returncode == 2 and "Traceback" not in result.output
     assert f"publication {publication[0]} was changed (public.tags missing)" in result.stderr
     assert "bulk360 follow stop --drop" in result.stderr
+
+
+# ---- a transaction larger than logical_decoding_work_mem ------------------------------------
+
+
+def streamed_transactions(settings: Settings) -> int:
+    conninfo = {**settings.control_conninfo(), "dbname": PREFIX + "streaming_db"}
+    with psycopg.connect(**conninfo) as conn:  # type: ignore[arg-type]
+        row = conn.execute(
+            "SELECT coalesce(sum(stream_txns), 0) FROM pg_stat_replication_slots s"
+            " JOIN pg_replication_slots r USING (slot_name) WHERE r.database = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_transaction_larger_than_decoding_memory_streams_in_and_in_parts(
+    following: Settings, neo4j_driver: Driver
+) -> None:
+    """With logical_decoding_work_mem at its least (64 kB) a transaction of 20,000 play events
+    (one of its subtransactions rolled back) reaches the follower before it commits, waits in
+    its spool, and is applied in windows of 5,000 rows: the graph equals a fresh build."""
+    database = PREFIX + "streaming_db"
+    superuser_sql(f"ALTER DATABASE \"{database}\" SET logical_decoding_work_mem = '64kB'")
+    try:
+        assert_ok(bulk360(following, "follow", "--once", "--clear"))
+        follower = start_following(following, "--max-rows", "5000")
+        try:
+            source(
+                following,
+                "streaming_db",
+                "BEGIN;"
+                " INSERT INTO play_events (event_id, account_id, media_id, action, event_timestamp)"
+                " SELECT 700000 + g, 1 + g % 400, 1 + g % 150, 'play', now() FROM"
+                " generate_series(1, 20000) g;"
+                " SAVEPOINT s; UPDATE play_events SET media_id = 3 WHERE event_id > 700000;"
+                " ROLLBACK TO SAVEPOINT s;"
+                " UPDATE play_events SET media_id = 7 WHERE event_id BETWEEN 700001 AND 700010;"
+                " COMMIT",
+            )
+            changed_now(following)
+            wait_for(lambda: alive(follower) or caught_up(following), "the follower catching up")
+        finally:
+            follower.send_signal(signal.SIGTERM)
+            stdout, stderr = follower.communicate(timeout=120)
+        assert follower.returncode == 0, stdout + stderr
+        assert streamed_transactions(following) >= 1
+        played = cypher(
+            neo4j_driver,
+            "MATCH (e:PlayEvent)-[:PLAYED]->(m:Media) WHERE e.event_id > 700000"
+            " RETURN count(e) AS n, sum(CASE WHEN m.media_id = 7 THEN 1 ELSE 0 END) AS seven",
+        )[0]
+        assert played["n"] == 20000 and played["seven"] >= 10
+        assert Snapshot.take(neo4j_driver).differences(fresh_build(following, neo4j_driver)) == []
+    finally:
+        superuser_sql(f'ALTER DATABASE "{database}" RESET logical_decoding_work_mem')
+        source(following, "streaming_db", "DELETE FROM play_events WHERE event_id > 700000")
+
+
+# ---- follow's state: missing, damaged, of other control rows, its disk full ------------------
+
+
+def state_file(settings: Settings) -> Path:
+    (found,) = settings.import_dir.glob("follow/*/state.sqlite")
+    return found
+
+
+def test_a_state_that_cannot_be_used_stops_in_one_line_and_clear_rebuilds(
+    following: Settings, neo4j_driver: Driver
+) -> None:
+    assert_ok(bulk360(following, "follow", "--once", "--clear"))
+    path = state_file(following)
+    # Damaged.
+    path.write_bytes(b"\0" * 4096 + path.read_bytes()[4096:])
+    damaged = bulk360(following, "follow", "--once")
+    assert damaged.returncode == 2 and "Traceback" not in damaged.output, damaged.output
+    assert f"follow's state {path} is damaged" in damaged.stderr
+    assert "bulk360 follow --clear" in damaged.stderr
+    # Missing (the slots are still there).
+    path.unlink()
+    missing = bulk360(following, "follow", "--once")
+    assert missing.returncode == 2 and "Traceback" not in missing.output
+    assert "bulk360 follow --clear" in missing.stderr, missing.stderr
+    # --clear builds it again.
+    source(
+        following, "profiles_db", "UPDATE accounts SET full_name = 'Cleared' WHERE account_id = 2"
+    )
+    assert_ok(bulk360(following, "follow", "--once", "--clear"))
+    assert state_file(following).is_file()
+    # The control rows change under it: the state is of other rows.
+    with psycopg.connect(**following.control_conninfo()) as conn:
+        conn.execute(
+            "UPDATE relationship_mappings SET property_columns = '{l.tagged_at}'"
+            " WHERE relationship_type = 'TAGGED_WITH'"
+        )
+    try:
+        other = bulk360(following, "follow", "--once")
+        assert other.returncode == 2 and "Traceback" not in other.output
+        assert "was built for other control rows" in other.stderr, other.stderr
+        assert_ok(bulk360(following, "follow", "--once", "--clear"))
+    finally:
+        with psycopg.connect(**following.control_conninfo()) as conn:
+            conn.execute(
+                "UPDATE relationship_mappings SET property_columns = '{l.tagged_at,l.tagged_by}'"
+                " WHERE relationship_type = 'TAGGED_WITH'"
+            )
+    assert_ok(bulk360(following, "follow", "--once", "--clear"))
+    assert Snapshot.take(neo4j_driver).differences(fresh_build(following, neo4j_driver)) == []
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_nothing_is_lost(
+    following: Settings, neo4j_driver: Driver, tmp_path: Path
+) -> None:
+    assert_ok(bulk360(following, "follow", "--once", "--clear"))
+    folder = state_file(following).parent
+    kept = tmp_path / "kept"
+    shutil.copytree(folder, kept)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size + (256 << 10)}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        for item in kept.iterdir():
+            shutil.copy2(item, folder / item.name)
+        # Every play event moves to another medium: the state rewrites each row.
+        source(following, "streaming_db", "UPDATE play_events SET media_id = 1 + media_id % 150")
+        full = bulk360(following, "follow", "--once")
+        assert full.returncode == 4 and "Traceback" not in full.output, full.output
+        assert "could not be written" in full.stderr and "free space" in full.stderr
+        shutil.rmtree(kept)
+        shutil.copytree(folder, kept)  # the store as the failed checkpoint left it
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    shutil.rmtree(folder)
+    shutil.copytree(kept, folder)
+    assert_ok(bulk360(following, "follow", "--once"))
+    assert Snapshot.take(neo4j_driver).differences(fresh_build(following, neo4j_driver)) == []
