@@ -1,9 +1,19 @@
-"""Freshness: the same change applied by ``bulk360 follow --once``, by ``--mode sync`` and by a
-full Bolt upsert, side by side at each scale; a fixed change set by ``follow --once`` at every
-scale (its cost should follow the change, not the data); and at the first scale a steady writer
-while ``bulk360 follow`` runs, with the lag of every window.
+"""Freshness at the size of the change: ``bulk360 follow`` measured as a user runs it.
 
-    python -m benchmarks.follow --scales 1,5      # `make bench` runs it after the engines
+    python -m benchmarks.follow --scales 1,5,20      # `make bench` runs it after the engines
+
+At each scale (the Customer 360 shapes, 1 ≈ 1.1 million rows): the first attach to a graph admin
+mode built (time and peak RSS: the slots, a sync in their snapshots, the state filled), an empty
+``follow --once`` (the fixed costs: process start, plan, store open, a marker), and a fixed change
+set of 1,370 rows by ``follow --once`` (its time and peak RSS should not grow with the data). Up
+to ``--compare-up-to`` (default 5): 1% of the rows changed, applied by ``follow --once``, then the
+same change by ``--mode sync`` and by a full Bolt upsert. At ``--steady-scale`` (default 5): a
+steady writer while ``bulk360 follow`` runs (default 10,000 changed rows/s for 300 s), with the
+lag of every window and at each progress line. Then, at the first scale, the soak: a writer for
+``--soak-seconds`` (default 600) with the follower killed by SIGKILL every ``--kill-every``
+seconds (120) and started again; at the end the graph is compared with a fresh build (a
+fingerprint of every node and relationship), the state's checkpoint log must show no transaction
+checkpointed twice, and the follower's RSS is reported per session.
 
 Writes ``follow.json`` and ``follow.md`` next to the main report; see benchmarks/README.md.
 Everything runs in the benchmark's world (control database ``bulk360_bench``, the ``bench_*``
@@ -12,16 +22,21 @@ sources, the Neo4j on port 7688).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
+import psutil
 import psycopg
 import typer
 
@@ -55,6 +70,9 @@ FIXED_CHANGES = {
 }
 _DONE = re.compile(r"([\d,]+) changes in ([\d,]+) transactions, ([\d,]+) windows in ([\d.]+) s")
 _P95 = re.compile(r"lag p95 ([\d.]+) s")
+_PROGRESS = re.compile(
+    r"applied \(([\d,]+) windows, ([\d,]+) changes/s\), (lag ([\d.]+) s|caught up)"
+)
 
 
 def sql(settings: Settings, database: str, *statements: str) -> int:
@@ -67,155 +85,394 @@ def sql(settings: Settings, database: str, *statements: str) -> int:
     return changed
 
 
-def follow_once() -> dict[str, Any]:
-    measured = bulk360("follow", "--once")
+def follow_once(*args: str) -> dict[str, Any]:
+    measured = bulk360("follow", "--once", *args)
     done = _DONE.search(measured.stdout)
     assert done is not None, measured.stdout[-2000:]
     return {
-        "seconds": measured.seconds,
+        "seconds": round(measured.seconds, 3),
         "changes": int(done.group(1).replace(",", "")),
+        "windows": int(done.group(3).replace(",", "")),
         "session_seconds": float(done.group(4)),
         "peak_rss_bytes": measured.peak_rss_bytes,
     }
 
 
-def steady_writer(settings: Settings, rows_per_second: int, seconds: float) -> dict[str, Any]:
-    """``bulk360 follow`` while a writer updates ``rows_per_second`` play events for
-    ``seconds``, in ten transactions a second; then the lag of its windows."""
-    env = {**os.environ}
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "bulk360", "follow", "--max-lag", "0.5"],
+class Writer(threading.Thread):
+    """Changes play events at ``rows_per_second``, ten transactions a second, until stopped:
+    updates of a column no join reads, and (``mixed``) inserts, deletes and moved foreign keys,
+    so that nodes and relationships change too."""
+
+    def __init__(self, settings: Settings, rows_per_second: int, mixed: bool) -> None:
+        super().__init__(daemon=True)
+        self.conninfo = {**settings.control_conninfo(), "dbname": "bench_streaming_db"}
+        self.per_transaction = max(1, rows_per_second // 10)
+        self.mixed = mixed
+        self.stopped = threading.Event()
+        self.written = 0
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        with psycopg.connect(**self.conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+            (top,) = conn.execute("SELECT max(event_id) FROM play_events").fetchone()  # type: ignore[misc]
+            first, tick, fresh, turn = 1, started, 2_000_000_000, 0
+            size = self.per_transaction
+            while not self.stopped.is_set():
+                turn += 1
+                with conn.transaction():
+                    if self.mixed and turn % 4 == 0:
+                        part = max(1, size // 4)
+                        conn.execute(
+                            "INSERT INTO play_events (event_id, account_id, media_id, action,"
+                            " event_timestamp) SELECT %s + g, 1 + g %% 1000, 1 + g %% 100,"
+                            " 'play', now() FROM generate_series(1, %s) g",
+                            [fresh, part],
+                        )
+                        conn.execute(
+                            "DELETE FROM play_events WHERE event_id BETWEEN %s AND %s",
+                            [fresh - 10 * part, fresh - 10 * part + part - 1],
+                        )
+                        conn.execute(
+                            "UPDATE play_events SET media_id = 1 + (media_id %% 100)"
+                            " WHERE event_id BETWEEN %s AND %s",
+                            [first, first + part - 1],
+                        )
+                        conn.execute(
+                            "UPDATE play_events SET position_seconds = coalesce(position_seconds,"
+                            " 0) + 1 WHERE event_id BETWEEN %s AND %s",
+                            [first + part, first + size - 1 - part],
+                        )
+                        fresh += part
+                    else:
+                        conn.execute(
+                            "UPDATE play_events SET position_seconds = coalesce(position_seconds,"
+                            " 0) + 1 WHERE event_id BETWEEN %s AND %s",
+                            [first, first + size - 1],
+                        )
+                self.written += size
+                first = (first + size) % max(1, top - size) + 1
+                tick += 0.1
+                time.sleep(max(0.0, tick - time.monotonic()))
+        self.seconds = time.monotonic() - started
+
+
+def _follower(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulk360", "follow", "--max-lag", "0.5", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env={**os.environ},
     )
+
+
+class _Rss(threading.Thread):
+    """The RSS of one process, once a second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.samples: list[int] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(1.0):
+            try:
+                self.samples.append(self.process.memory_info().rss)
+            except psutil.Error:
+                return
+
+
+def steady_writer(settings: Settings, rows_per_second: int, seconds: float) -> dict[str, Any]:
+    """``bulk360 follow`` while a writer changes ``rows_per_second`` play events for
+    ``seconds``; then the lag of its windows and at each progress line."""
+    follower = _follower()
     time.sleep(5)  # the follower's start: plan, state, connections
-    written = 0
-    per_transaction = rows_per_second // 10
-    conninfo = {**settings.control_conninfo(), "dbname": "bench_streaming_db"}
-    started = time.monotonic()
-    with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
-        first = 1
-        tick = started
-        while time.monotonic() - started < seconds:
-            conn.execute(
-                "UPDATE play_events SET position_seconds = coalesce(position_seconds, 0) + 1"
-                " WHERE event_id BETWEEN %s AND %s",
-                [first, first + per_transaction - 1],
-            )
-            written += per_transaction
-            first = (first + per_transaction) % 800_000 + 1
-            tick += 0.1
-            time.sleep(max(0.0, tick - time.monotonic()))
-    rate = written / (time.monotonic() - started)
-    time.sleep(5)  # the last windows
+    rss = _Rss(follower.pid)
+    rss.start()
+    writer = Writer(settings, rows_per_second, mixed=False)
+    writer.start()
+    time.sleep(seconds)
+    writer.stopped.set()
+    writer.join()
+    time.sleep(10)  # the last windows
     follower.send_signal(signal.SIGTERM)
-    stdout, stderr = follower.communicate(timeout=300)
-    assert follower.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    stdout, _ = follower.communicate(timeout=600)
+    rss.stopped.set()
+    assert follower.returncode == 0, stdout[-3000:]
     done, p95 = _DONE.search(stdout), _P95.search(stdout)
-    assert done is not None and p95 is not None, stdout[-2000:]
-    lags = [float(m) for m in re.findall(r"lag ([\d.]+) s\n", stdout)]
+    assert done is not None and p95 is not None, stdout[-3000:]
+    lags = [float(m.group(4)) if m.group(4) else 0.0 for m in _PROGRESS.finditer(stdout)]
     return {
-        "rows_per_second": round(rate),
-        "seconds": seconds,
-        "rows_written": written,
+        "rows_per_second": round(writer.written / writer.seconds),
+        "seconds": round(writer.seconds, 1),
+        "rows_written": writer.written,
         "changes_applied": int(done.group(1).replace(",", "")),
         "windows": int(done.group(3).replace(",", "")),
         "lag_p95_seconds": float(p95.group(1)),
         "progress_lags": lags,
+        "rss_bytes_first_last": [rss.samples[0], rss.samples[-1]] if rss.samples else [],
     }
 
 
-def measure_scale(settings: Settings, scale: float, workers: int) -> dict[str, Any]:
+def fingerprint(settings: Settings) -> dict[str, Any]:
+    """Every node (labels and typed properties) and relationship (type, its two nodes, its
+    properties) of the benchmark's graph, as counts and order-free sums of hashes per label
+    and type: equal graphs have equal fingerprints."""
+    from neo4j import GraphDatabase
+
+    def digest(value: Any) -> int:
+        return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest())
+
+    typed = (
+        "[k IN keys({e}) | [k, valueType({e}[k]), CASE WHEN valueType({e}[k]) STARTS WITH 'LIST'"
+        " THEN [v IN {e}[k] | toString(v)] ELSE toString({e}[k]) END]]"
+    )
+    nodes: Counter[str] = Counter()
+    sums: Counter[str] = Counter()
+    of: dict[str, int] = {}
+    auth = (settings.neo4j_username, settings.neo4j_password)
+    with GraphDatabase.driver(settings.neo4j_uri, auth=auth) as driver, driver.session() as s:
+        for record in s.run(
+            f"MATCH (n) RETURN elementId(n) AS id, labels(n) AS l, {typed.format(e='n')} AS p"
+        ):
+            value = digest((sorted(record["l"]), sorted(map(tuple, record["p"]))))
+            of[record["id"]] = value
+            label = ":".join(sorted(record["l"]))
+            nodes[label] += 1
+            sums[label] = (sums[label] + value) % 2**64
+        for record in s.run(
+            f"MATCH (a)-[r]->(b) RETURN type(r) AS t, elementId(a) AS a, elementId(b) AS b,"
+            f" {typed.format(e='r')} AS p"
+        ):
+            value = digest((of[record["a"]], of[record["b"]], sorted(map(tuple, record["p"]))))
+            kind = "-" + record["t"] + "->"
+            nodes[kind] += 1
+            sums[kind] = (sums[kind] + value) % 2**64
+    return {name: [nodes[name], str(sums[name])] for name in sorted(nodes)}
+
+
+def _checkpoints(settings: Settings) -> list[tuple[str, str, str, int]]:
+    (path,) = settings.import_dir.glob("follow/*/state.sqlite")
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT source, from_lsn, to_lsn, partial FROM checkpoints ORDER BY number"
+        ).fetchall()
+
+
+def _lsn(text: str) -> int:
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def soak(
+    settings: Settings, seconds: float, kill_every: float, rows_per_second: int
+) -> dict[str, Any]:
+    """A writer for ``seconds``, the follower killed with SIGKILL every ``kill_every`` seconds
+    and started again; then the graph against a fresh build, the checkpoint log, the RSS."""
+    first_checkpoint = len(_checkpoints(settings))
+    writer = Writer(settings, rows_per_second, mixed=True)
+    writer.start()
+    started = time.monotonic()
+    sessions = []
+    while time.monotonic() - started < seconds:
+        follower = _follower()
+        rss = _Rss(follower.pid)
+        rss.start()
+        time.sleep(min(kill_every, max(1.0, seconds - (time.monotonic() - started))))
+        follower.kill()
+        follower.communicate(timeout=60)
+        rss.stopped.set()
+        sessions.append(rss.samples)
+    writer.stopped.set()
+    writer.join()
+    caught = follow_once()  # the last one: everything written, applied
+    log = _checkpoints(settings)[first_checkpoint:]
+    twice = 0
+    last: dict[str, int] = {}
+    for source, start, end, partial in log:
+        if source in last and _lsn(start) < last[source]:
+            twice += 1  # a checkpoint from before one that was already made: applied twice
+        if not partial:
+            last[source] = _lsn(end)
+    followed = fingerprint(settings)
+    bulk360("run", "--mode", "bolt", "--clear")
+    fresh = fingerprint(settings)
+    differing = sorted(k for k in followed.keys() | fresh.keys() if followed.get(k) != fresh.get(k))
+    return {
+        "seconds": round(writer.seconds, 1),
+        "rows_written": writer.written,
+        "kills": len(sessions),
+        "checkpoints": len(log),
+        "checkpoints_applied_twice": twice,
+        "graph_equals_fresh_build": not differing,
+        "differing": differing,
+        "last_once": caught,
+        "rss_mb_per_session": [
+            [round(s[0] / 2**20), round(max(s) / 2**20), round(s[-1] / 2**20)]
+            for s in sessions
+            if s
+        ],
+    }
+
+
+def measure_scale(settings: Settings, scale: float, workers: int, compare: bool) -> dict[str, Any]:
     generate(settings, scale, "bench_")
     bulk360("follow", "stop", "--drop")
     services("neo4j", "stop")
     built = bulk360("run", "--mode", "admin", "--overwrite", "--json", "--workers", str(workers))
     services("neo4j", "start")
     rows = json.loads(built.stdout)["rows_read"]
-    # Following attaches to the graph admin mode built: slots, then a sync in their snapshots.
+    # Following attaches to the graph admin mode built: slots, a sync in their snapshots, the state.
     attached = bulk360("follow", "--once", "--workers", str(workers))
-    point: dict[str, Any] = {"scale": scale, "rows": rows, "attach_seconds": attached.seconds}
-    # 1% of the rows changed; follow applies them, then sync and a full upsert do the same.
-    change_sources(settings, "bench_")
-    point["follow"] = follow_once()
-    synced = bulk360("run", "--mode", "sync", "--json", "--workers", str(workers))
-    point["sync_seconds"] = synced.seconds
-    upsert = bulk360("run", "--mode", "bolt", "--json", "--workers", str(workers))
-    point["upsert_seconds"] = upsert.seconds
-    # The fixed change set.
+    point: dict[str, Any] = {
+        "scale": scale,
+        "rows": rows,
+        "attach_seconds": round(attached.seconds, 1),
+        "attach_peak_rss_bytes": attached.peak_rss_bytes,
+    }
+    point["empty"] = follow_once()  # nothing to apply: the fixed costs
+    if compare:
+        # 1% of the rows changed; follow applies them, then sync and a full upsert do the same.
+        change_sources(settings, "bench_")
+        point["follow"] = follow_once("--workers", str(workers))
+        synced = bulk360("run", "--mode", "sync", "--json", "--workers", str(workers))
+        point["sync_seconds"] = round(synced.seconds, 1)
+        upsert = bulk360("run", "--mode", "bolt", "--json", "--workers", str(workers))
+        point["upsert_seconds"] = round(upsert.seconds, 1)
     point["fixed_rows"] = sum(sql(settings, db, *s) for db, s in FIXED_CHANGES.items())
     point["fixed"] = follow_once()
     print(
-        f"  scale {scale}: follow --once {point['follow']['seconds']:.1f}s "
-        f"({point['follow']['changes']:,} changes), sync {synced.seconds:.1f}s, "
-        f"bolt upsert {upsert.seconds:.1f}s; fixed change set {point['fixed']['seconds']:.1f}s"
+        f"  scale {scale}: attach {attached.seconds:.1f}s, empty --once "
+        f"{point['empty']['seconds']:.2f}s, fixed change set {point['fixed']['seconds']:.2f}s "
+        f"({point['fixed']['peak_rss_bytes'] / 2**20:.0f} MB)"
+        + (
+            f"; 1% change: follow {point['follow']['seconds']:.1f}s "
+            f"({point['follow']['changes']:,} changes), sync {point['sync_seconds']:.1f}s, "
+            f"bolt upsert {point['upsert_seconds']:.1f}s"
+            if compare
+            else ""
+        ),
+        flush=True,
     )
     return point
 
 
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else 0.0
+
+
 def report(result: dict[str, Any], output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
+    scales = result["scales"]
+    first = scales[0]
+    ratios: dict[str, float] = {}
+    for p in scales[1:]:
+        ratios[f"fixed_seconds_{p['scale']:g}_over_{first['scale']:g}"] = _ratio(
+            p["fixed"]["seconds"], first["fixed"]["seconds"]
+        )
+        ratios[f"fixed_rss_{p['scale']:g}_over_{first['scale']:g}"] = _ratio(
+            p["fixed"]["peak_rss_bytes"], first["fixed"]["peak_rss_bytes"]
+        )
+    for p in scales:
+        if "follow" in p:
+            ratios[f"upsert_over_follow_{p['scale']:g}"] = _ratio(
+                p["upsert_seconds"], p["follow"]["seconds"]
+            )
+    result["ratios"] = ratios
     (output / "follow.json").write_text(json.dumps(result, indent=2))
     m = result["machine"]
     lines = [
         "# bulk360 follow — freshness at the size of the change",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_bytes'] / 2**30:.0f} GiB RAM, "
-        f"{m['date']}. Whole CLI processes, one after the other on the same data.",
+        f"{m['date']}. Whole CLI processes, one after the other on the same data; Neo4j and "
+        "PostgreSQL on the same 2 cores.",
         "",
-        "| scale | source rows | 1% change: follow --once s | changes | sync s | full bolt "
-        "upsert s | upsert ÷ follow | sync ÷ follow | fixed change set s (rows) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scale | source rows | first attach s (peak RSS) | empty `--once` s | fixed change set s "
+        "(rows) | its peak RSS | 1% change: follow s (changes) | sync s | full bolt upsert s "
+        "| upsert ÷ follow |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for p in result["scales"]:
-        f = p["follow"]
+    for p in scales:
+        f = p.get("follow")
         lines.append(
-            f"| {p['scale']} | {p['rows']:,} | {f['seconds']:.1f} | {f['changes']:,} "
-            f"| {p['sync_seconds']:.1f} | {p['upsert_seconds']:.1f} "
-            f"| {p['upsert_seconds'] / f['seconds']:.1f} | {p['sync_seconds'] / f['seconds']:.1f} "
-            f"| {p['fixed']['seconds']:.1f} ({p['fixed_rows']:,}) |"
+            f"| {p['scale']:g} | {p['rows']:,} | {p['attach_seconds']:.1f} "
+            f"({p['attach_peak_rss_bytes'] / 2**30:.2f} GiB) | {p['empty']['seconds']:.2f} "
+            f"| {p['fixed']['seconds']:.2f} ({p['fixed_rows']:,}) "
+            f"| {p['fixed']['peak_rss_bytes'] / 2**20:.0f} MB "
+            + (
+                f"| {f['seconds']:.1f} ({f['changes']:,}) | {p['sync_seconds']:.1f} "
+                f"| {p['upsert_seconds']:.1f} | {p['upsert_seconds'] / f['seconds']:.1f} |"
+                if f
+                else "| | | | |"
+            )
         )
-    scales = result["scales"]
-    if len(scales) > 1:
-        ratio = scales[-1]["fixed"]["seconds"] / scales[0]["fixed"]["seconds"]
+    if ratios:
         lines += [
             "",
-            f"Fixed change set, scale {scales[-1]['scale']} ÷ scale {scales[0]['scale']}: "
-            f"{ratio:.2f} (target ≤ 1.5).",
+            "Ratios (one run): " + ", ".join(f"`{k}` {v}" for k, v in ratios.items()) + ".",
         ]
     steady = result.get("steady")
     if steady:
         trend = steady["progress_lags"]
         lines += [
             "",
-            f"Steady writer at scale {scales[0]['scale']}: {steady['rows_per_second']:,} "
+            f"Steady writer at scale {result['steady_scale']:g}: {steady['rows_per_second']:,} "
             f"changed rows/s for {steady['seconds']:.0f} s ({steady['rows_written']:,} rows, "
             f"{steady['changes_applied']:,} applied in {steady['windows']:,} windows): lag p95 "
-            f"{steady['lag_p95_seconds']:.2f} s (target < 2 s); lag at each progress line "
+            f"{steady['lag_p95_seconds']:.2f} s (target ≤ 2 s); lag at each progress line "
             f"(every 10 s): {', '.join(f'{v:.1f}' for v in trend) or '-'} s.",
+        ]
+    soaked = result.get("soak")
+    if soaked:
+        lines += [
+            "",
+            f"Soak at scale {first['scale']:g}: a writer for {soaked['seconds']:.0f} s "
+            f"({soaked['rows_written']:,} rows: updates, inserts, deletes, moved foreign keys), "
+            f"the follower killed with SIGKILL {soaked['kills']} times and started again; "
+            f"{soaked['checkpoints']:,} checkpoints, {soaked['checkpoints_applied_twice']} of them "
+            f"applied twice; graph equal to a fresh build: {soaked['graph_equals_fresh_build']}; "
+            f"RSS per session (MB: first, peak, last): {soaked['rss_mb_per_session']}.",
         ]
     (output / "follow.md").write_text("\n".join(lines) + "\n")
 
 
 def main(
-    scales: Annotated[str, typer.Option(help="Scales, comma-separated.")] = "1,5",
+    scales: Annotated[str, typer.Option(help="Scales, comma-separated.")] = "1,5,20",
     workers: Annotated[int, typer.Option(min=1)] = 4,
-    writer_rows: Annotated[int, typer.Option(help="The steady writer's rows/s.")] = 2000,
-    writer_seconds: Annotated[float, typer.Option(help="How long it writes.")] = 60,
+    compare_up_to: Annotated[
+        float, typer.Option(help="Scales compared with sync and a full upsert.")
+    ] = 5,
+    steady_scale: Annotated[float, typer.Option(help="Scale of the steady writer (0: none).")] = 5,
+    writer_rows: Annotated[int, typer.Option(help="The steady writer's rows/s.")] = 10_000,
+    writer_seconds: Annotated[float, typer.Option(help="How long it writes.")] = 300,
+    soak_seconds: Annotated[float, typer.Option(help="The soak's length (0: none).")] = 600,
+    kill_every: Annotated[float, typer.Option(help="Seconds between the soak's kills.")] = 120,
+    soak_rows: Annotated[int, typer.Option(help="The soak writer's rows/s.")] = 2_000,
     output: Annotated[Path, typer.Option()] = ROOT / "benchmarks" / "results",
 ) -> None:
     os.environ.update(BENCH_ENV)
     settings = load_settings()
+    if not (Path(BENCH_ENV["NEO4J_HOME"]) / "bin" / "neo4j-admin").exists():
+        services("up")  # assembles the benchmark's Neo4j home on first use
     services("postgres", "start")
     create_database(settings, settings.etl_db_name)
-    result: dict[str, Any] = {"machine": machine(), "scales": []}
-    for number, scale in enumerate(float(s) for s in scales.split(",") if s.strip()):
-        result["scales"].append(measure_scale(settings, scale, workers))
-        if number == 0 and writer_seconds > 0:
+    result: dict[str, Any] = {"machine": machine(), "scales": [], "steady_scale": steady_scale}
+    chosen = [float(s) for s in scales.split(",") if s.strip()]
+    for scale in chosen:
+        result["scales"].append(measure_scale(settings, scale, workers, scale <= compare_up_to))
+        if scale == steady_scale and writer_seconds > 0:
             result["steady"] = steady_writer(settings, writer_rows, writer_seconds)
-            print(f"  steady writer: lag p95 {result['steady']['lag_p95_seconds']:.2f}s")
+            print(
+                f"  steady writer: lag p95 {result['steady']['lag_p95_seconds']:.2f}s", flush=True
+            )
+        report(result, output)
+    if soak_seconds > 0:
+        measure_scale(settings, chosen[0], workers, False)
+        result["soak"] = soak(settings, soak_seconds, kill_every, soak_rows)
+        print(f"  soak: {json.dumps(result['soak'])[:400]}", flush=True)
         report(result, output)
     bulk360("follow", "stop", "--drop")  # the sources keep no WAL for the benchmark
     services("neo4j", "stop")

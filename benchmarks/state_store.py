@@ -77,7 +77,9 @@ class SQLiteStore:
         )
         conn.execute("BEGIN")
         for chunk in _chunks(rows):
-            conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", zip(*chunk.values(), strict=True))
+            conn.executemany(
+                "INSERT INTO t VALUES (?, ?, ?, ?, ?)", zip(*chunk.values(), strict=True)
+            )
         for column in ("nid", "account_id", "media_id"):
             conn.execute(f"CREATE INDEX t_{column} ON t ({column})")
         conn.execute("COMMIT")
@@ -101,7 +103,9 @@ class SQLiteStore:
     def write(self, upserts: dict[str, list[Any]], deletes: list[str]) -> None:
         conn = self.connect()
         conn.execute("BEGIN")
-        conn.execute("DELETE FROM t WHERE ident IN (SELECT value FROM json_each(?))", [json.dumps(deletes)])
+        conn.execute(
+            "DELETE FROM t WHERE ident IN (SELECT value FROM json_each(?))", [json.dumps(deletes)]
+        )
         conn.executemany(
             "INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?)", zip(*upserts.values(), strict=True)
         )
@@ -144,7 +148,9 @@ class DuckDBStore:
 
     def by(self, column: str, values: list[Any]) -> int:
         conn = self.connect()
-        found = conn.execute(f"SELECT * FROM t WHERE {column} IN (SELECT unnest(?))", [values]).fetchall()
+        found = conn.execute(
+            f"SELECT * FROM t WHERE {column} IN (SELECT unnest(?))", [values]
+        ).fetchall()
         conn.close()
         return len(found)
 

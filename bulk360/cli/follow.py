@@ -104,6 +104,11 @@ def follow_command(
         f"{summary.windows:,} windows in {summary.seconds:.1f} s; lag p95 {p95:.2f} s",
         highlight=False,
     )
+    if summary.stages:
+        console.print(
+            "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in summary.stages.items()),
+            highlight=False,
+        )
     for source, lsn in sorted(summary.positions.items()):
         console.print(f"source '{escape(source)}' applied up to {lsn}", highlight=False)
 

@@ -38,6 +38,7 @@ from bulk360.follow.pgoutput import (
     Delete,
     Insert,
     LogicalMessage,
+    Message,
     Relation,
     StreamAbort,
     StreamCommit,
@@ -222,8 +223,11 @@ class Decoder:
         return None
 
     def feed(self, data: bytes) -> None:
-        """One message of the stream."""
-        message = parse(data, streamed=self._stream is not None)
+        """One message of the stream, as it came."""
+        self.take(parse(data, streamed=self._stream is not None))
+
+    def take(self, message: Message) -> None:
+        """One message of the stream, parsed (the receiving thread parses them)."""
         if isinstance(message, Relation):
             self._relation(message)
         elif isinstance(message, Begin):

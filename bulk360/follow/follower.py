@@ -67,7 +67,7 @@ from bulk360.follow.transform import (
 from bulk360.load import LoadContext
 from bulk360.load.bolt import BoltLoader
 from bulk360.load.changeset import write_change_set
-from bulk360.load.cypher import create_key_constraint
+from bulk360.load.cypher import ensure_key_constraints
 from bulk360.load.writer import DriverWriter
 from bulk360.options import Reporter, RunOptions
 from bulk360.plan import Plan, TablePlan, prepare_plan
@@ -112,6 +112,16 @@ class FollowSummary:
     """Seconds from each window's last commit to its checkpoint."""
     seconds: float = 0.0
     began: float = field(default_factory=time.perf_counter)
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per stage: ``decode`` (the stream's messages into windows), ``format``
+    (the source formats the window's values), ``transform`` (the change set against the
+    state), ``write`` (Neo4j), ``checkpoint`` (the state and the position on disk)."""
+
+    def timed(self, stage: str, since: float) -> float:
+        """Add the time since ``since`` to ``stage``; now."""
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + now - since
+        return now
 
 
 def plan_fingerprint(plan: Plan) -> str:
@@ -305,11 +315,9 @@ class Follower:
             driver = bolt.connect()
             stack.callback(driver.close)
             if not self.constrained:
-                with bolt.failures(_AGAIN):
-                    for table in self.plan.tables:  # a graph admin mode built has none yet
-                        if table.label:
-                            keys = node_file(table).keys
-                            create_key_constraint(driver, bolt.database, table.label, keys)
+                with bolt.failures(_AGAIN):  # a graph admin mode built has none yet
+                    keys = [(t.label, node_file(t).keys) for t in self.plan.tables if t.label]
+                    ensure_key_constraints(driver, bolt.database, keys)
                 self.constrained = True
             writer = bolt.driver_writer(driver)
             bolt.writer = writer
@@ -367,6 +375,9 @@ class Follower:
             self._mark(source, source.target)
 
     def _disconnect(self) -> None:
+        for source in self.sources:  # every thread told to stop first: they end together
+            if source.stream is not None:
+                source.stream.stop()
         for source in self.sources:
             if source.stream is not None:
                 source.stream.close()
@@ -397,8 +408,9 @@ class Follower:
             raise ConfigError(f"{exc}: {_DROP}") from None
         except StreamLost as exc:
             raise _ConnectionLost(str(exc)) from None
+        began = time.perf_counter()
         for message in received:
-            source.decoder.feed(message.payload)
+            source.decoder.take(message.message)
         busy = bool(received)
         builder = source.builder
         while not source.done and (event := source.decoder.next_event()) is not None:
@@ -408,7 +420,10 @@ class Follower:
             if isinstance(event, Marker) and ours and event.content == source.target:
                 source.done = True
             if ours or builder.window.rows >= options.max_rows:
+                apply.summary.timed("decode", began)
                 apply(source, builder.cut())
+                began = time.perf_counter()
+        apply.summary.timed("decode", began)
         window = builder.window
         late = time.monotonic() - window.started >= options.max_lag
         if not window.empty and not options.once and late:
@@ -450,12 +465,16 @@ class _Apply:
         assert store is not None and source.stream is not None
         settings, summary = follower.settings, self.summary
         if window.rows or window.end is not None:
+            began = time.perf_counter()
             formatted = {
                 name: source.formatters[name].format(source.conn, list(change.upserts.values()))
                 for name, change in window.changes.items()
             }
+            began = summary.timed("format", began)
             transformed = transform_window(follower.plan, store, window.changes, formatted)
+            began = summary.timed("transform", began)
             write_change_set(self.writer, self.driver, self.database, transformed.changes, _nothing)
+            began = summary.timed("write", began)
             end = window.end
             position = (
                 Position(format_lsn(end.end_lsn), end.commit_time.isoformat())
@@ -472,6 +491,7 @@ class _Apply:
                 window.partial,
             )
             store.checkpoint(transformed.writes, transformed.next_ids, done, position)
+            summary.timed("checkpoint", began)
             summary.windows += 1
             summary.transactions += window.transactions
             summary.changes += window.rows

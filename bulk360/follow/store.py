@@ -5,8 +5,8 @@ Per followed table a SQL table holds, per row of the source table, its replica i
 PostgreSQL's text (``@<column>``), a node table's follow id (``:ID``, dense per label, given to
 each new key) and the headers the plan's mappings read of it (join keys, filter columns,
 relationship properties; ``:long`` as integers, the rest as the readers' text). Excluded columns
-are never in it. Every table is indexed by its identity, a node table by its id and its key, and
-by the columns each mapping looks its rows up by (:func:`lookups`), so a window reads only the
+are never in it. Every table is indexed by its identity, a node table by its id, and by the
+columns each mapping looks its rows up by (:func:`lookups`), so a window reads only the
 rows of the keys it changed and of their join partners, and writes only those: its cost is the
 size of the change, whatever the size of the tables.
 

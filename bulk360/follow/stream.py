@@ -20,11 +20,11 @@ import contextlib
 import queue
 import select
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from bulk360.follow.changes import format_lsn
+from bulk360.follow.pgoutput import Message, StreamStart, StreamStop, parse
 
 __all__ = ["Received", "ReplicationStream", "SlotLost", "StreamLost"]
 
@@ -43,10 +43,11 @@ class SlotLost(Exception):
 
 @dataclass(frozen=True)
 class Received:
-    """One message of the stream: where it starts in the WAL, and its pgoutput payload."""
+    """One message of the stream: where it starts in the WAL, and its pgoutput message (parsed
+    by the receiving thread, so that parsing overlaps the main thread's waits for Neo4j)."""
 
     data_start: int
-    payload: bytes
+    message: Message
 
 
 class ReplicationStream:
@@ -127,6 +128,10 @@ class ReplicationStream:
             except queue.Empty:
                 return found
 
+    def stop(self) -> None:
+        """Tell the thread to stop (:meth:`close` waits for it)."""
+        self._stop.set()
+
     def close(self) -> None:
         """Stop the thread and close the session (the slot keeps what was not confirmed)."""
         self._stop.set()
@@ -160,11 +165,15 @@ class ReplicationStream:
         import psycopg2
 
         cursor = self._cursor
+        streamed = False  # inside a block of a transaction streamed before its commit
         try:
             while not self._stop.is_set():
-                message = cursor.read_message()
-                if message is not None:
-                    self._put(Received(message.data_start, bytes(message.payload)))
+                received = cursor.read_message()
+                if received is not None:
+                    message = parse(received.payload, streamed)
+                    if isinstance(message, StreamStart | StreamStop):
+                        streamed = isinstance(message, StreamStart)
+                    self._put(Received(received.data_start, message))
                     continue
                 self._status()
                 with contextlib.suppress(InterruptedError, ValueError):
@@ -190,13 +199,3 @@ def _lost(source: str, slot: str, exc: Any) -> Exception:
     if code.startswith("55") or code == "42704":
         return SlotLost(f"source '{source}': slot {slot} cannot be read: {reason}")
     return StreamLost(f"source '{source}': the replication connection was lost ({reason})")
-
-
-def wait_until(condition: Any, seconds: float, step: float = 0.05) -> bool:
-    """Poll ``condition`` for up to ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return bool(condition())

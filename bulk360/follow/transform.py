@@ -98,11 +98,11 @@ def state_schema(table: TablePlan, identity: Sequence[str], read: Sequence[str])
 
 
 def _lookups(plan: Plan, table: TablePlan) -> list[tuple[str, ...]]:
-    """The header tuples a window looks ``table``'s rows up by: a node table's id and key, and
-    per mapping the columns the other sides join it by."""
+    """The header tuples a window looks ``table``'s rows up by: a node table's id, and per
+    mapping the columns the other sides join it by."""
     found: list[tuple[str, ...]] = []
     if table.label:
-        found += [(table.id_header,), tuple(table.header_of(k) for k in table.key_columns)]
+        found.append((table.id_header,))  # a key is found by its row's identity
     for rel in plan.relationships:
         for role in rel.roles:
             if rel.table(role).name != table.name:
@@ -367,17 +367,39 @@ def _node_changes(table: _Changed) -> NodeChanges:
     )
 
 
+class _Reader:
+    """The store's rows a window asked for, each read once: the state before and after the
+    window ask for mostly the same rows (a pair's two nodes, a key's partners)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.read: dict[tuple[str, tuple[str, ...]], tuple[pl.DataFrame, pl.DataFrame]] = {}
+        """(table, headers) → (the values asked for so far, the rows found for them)."""
+
+    def rows(self, table: TablePlan, headers: Sequence[str], values: pl.DataFrame) -> pl.DataFrame:
+        key = (table.name, tuple(headers))
+        schema = self.store.tables[table.name].schema
+        wanted = values.select(headers).cast({h: schema[h] for h in headers}).drop_nulls().unique()
+        asked, found = self.read.get(key, (wanted.head(0), self.store.tables[table.name].empty()))
+        new = wanted.join(asked, on=list(headers), how="anti")
+        if new.height:
+            found = pl.concat([found, self.store.rows(table.name, headers, new)])
+            asked = pl.concat([asked, new])
+            self.read[key] = (asked, found)
+        return found.join(wanted, on=list(headers), how="semi")
+
+
 class _View:
     """The state before or after the window, for the rows asked for: the store's rows, and
     after the window with the changed tables' rows replaced by their new ones."""
 
-    def __init__(self, store: StateStore, changed: Mapping[str, _Changed], after: bool) -> None:
-        self.store = store
+    def __init__(self, reader: _Reader, changed: Mapping[str, _Changed], after: bool) -> None:
+        self.reader = reader
         self.changed = changed
         self.after = after
 
     def rows(self, table: TablePlan, headers: Sequence[str], values: pl.DataFrame) -> pl.DataFrame:
-        found = self.store.rows(table.name, headers, values)
+        found = self.reader.rows(table, headers, values)
         change = self.changed.get(table.name)
         if not self.after or change is None:
             return found
@@ -500,7 +522,8 @@ def _pair_changes(
     roles = [r for r in rel.roles if rel.table(r).name in changed]
     if not roles:
         return None
-    before, after = _View(store, changed, False), _View(store, changed, True)
+    reader = _Reader(store)
+    before, after = _View(reader, changed, False), _View(reader, changed, True)
     pairs = []
     for role in roles:
         gone, new = _relevant(rel, role, changed[rel.table(role).name])

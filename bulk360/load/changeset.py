@@ -288,6 +288,9 @@ def write_change_set(
             writer.write_pairs(
                 m.replace, m.file, "replaced", query, progress, replaced_task(m.name)
             )
+    # One writer: deleting a node locks its neighbours too, and the nodes deleted together
+    # share hubs (a medium many play events point to); parallel batches only wait on (or
+    # deadlock over) them. Measured on 9,000 play events: 0.73 s alone, 0.87 s on 4 writers.
     writer.write_batches(
-        [_deletes(d, size) for d in nodes if not d.rebuilt and d.deleted], progress
+        [_deletes(d, size) for d in nodes if not d.rebuilt and d.deleted], progress, workers=1
     )

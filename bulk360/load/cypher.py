@@ -20,6 +20,7 @@ __all__ = [
     "create_key_constraint",
     "delete_group_query",
     "delete_nodes_query",
+    "ensure_key_constraints",
     "graph_counts",
     "match_node",
     "merge_nodes_query",
@@ -107,6 +108,30 @@ def create_key_constraint(driver: Driver, database: str, label: str, keys: Seque
         database_=database,
         bookmark_manager_=None,
     )
+
+
+def ensure_key_constraints(
+    driver: Driver, database: str, keys: Sequence[tuple[str, Sequence[str]]], wait: float = 300
+) -> None:
+    """The key constraints of ``keys`` (label, key properties) that are missing, created; then
+    their indexes waited for (a graph admin mode just built gets its indexes here, and a
+    ``MERGE`` before they are online would scan its label). One round trip when all exist."""
+    records, _, _ = driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name RETURN collect(name) AS names",
+        database_=database,
+        bookmark_manager_=None,
+    )
+    present = set(records[0]["names"])
+    missing = [(label, k) for label, k in keys if f"bulk360_{label}_key" not in present]
+    for label, k in missing:
+        create_key_constraint(driver, database, label, k)
+    if missing:
+        driver.execute_query(
+            "CALL db.awaitIndexes($seconds)",
+            seconds=int(wait),
+            database_=database,
+            bookmark_manager_=None,
+        )
 
 
 def delete_group_query(start: str, kind: str, end: str) -> str:

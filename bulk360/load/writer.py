@@ -250,19 +250,23 @@ class DriverWriter:
             counts[batch.name] = counts.get(batch.name, 0) + len(batch.rows)
         progress(batch.progress_task, len(batch.rows))
 
-    def write_batches(self, sources: Iterable[Iterator[Batch]], progress: Progress) -> None:
-        """Run the batches of all sources on the writer threads, at most two per thread in
-        flight, in any order (node batches: each node is in one row of one batch)."""
+    def write_batches(
+        self, sources: Iterable[Iterator[Batch]], progress: Progress, workers: int | None = None
+    ) -> None:
+        """Run the batches of all sources on the writer threads (``workers``, default all), at
+        most two per thread in flight, in any order (node batches: each node is in one row of
+        one batch)."""
         in_flight: set[Future[None]] = set()
+        threads = workers or self.workers
 
         def write(batch: Batch) -> None:
             self._write(batch, progress)
 
-        with ThreadPoolExecutor(self.workers) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             try:
                 for source in sources:
                     for batch in source:
-                        if len(in_flight) >= 2 * self.workers:
+                        if len(in_flight) >= 2 * threads:
                             done, in_flight = wait(in_flight, return_when=FIRST_EXCEPTION)
                             for future in done:
                                 future.result()
