@@ -179,9 +179,11 @@ class _Rss(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(1.0):
             try:
-                self.samples.append(self.process.memory_info().rss)
+                rss = self.process.memory_info().rss
             except psutil.Error:
                 return
+            if rss:  # a process killed a moment ago reads 0
+                self.samples.append(rss)
 
 
 def steady_writer(settings: Settings, rows_per_second: int, seconds: float) -> dict[str, Any]:

@@ -114,8 +114,8 @@ def ensure_key_constraints(
     driver: Driver, database: str, keys: Sequence[tuple[str, Sequence[str]]], wait: float = 300
 ) -> None:
     """The key constraints of ``keys`` (label, key properties) that are missing, created; then
-    their indexes waited for (a graph admin mode just built gets its indexes here, and a
-    ``MERGE`` before they are online would scan its label). One round trip when all exist."""
+    every index waited for (a graph admin mode just built gets its indexes here, and a ``MERGE``
+    before they are online would scan its label). Two round trips when all exist."""
     records, _, _ = driver.execute_query(
         "SHOW CONSTRAINTS YIELD name RETURN collect(name) AS names",
         database_=database,
@@ -125,13 +125,13 @@ def ensure_key_constraints(
     missing = [(label, k) for label, k in keys if f"bulk360_{label}_key" not in present]
     for label, k in missing:
         create_key_constraint(driver, database, label, k)
-    if missing:
-        driver.execute_query(
-            "CALL db.awaitIndexes($seconds)",
-            seconds=int(wait),
-            database_=database,
-            bookmark_manager_=None,
-        )
+    # Also when they all exist: one made by another run a moment ago may still be populating.
+    driver.execute_query(
+        "CALL db.awaitIndexes($seconds)",
+        seconds=int(wait),
+        database_=database,
+        bookmark_manager_=None,
+    )
 
 
 def delete_group_query(start: str, kind: str, end: str) -> str:
