@@ -53,11 +53,11 @@ test: services lint
 demo: services
 	scripts/demo $(SAMPLE)
 
-## bench: the benchmark at SCALE (default 5), then both engines and follow at scales 1 and SCALE, then bolt at 0 and 20 ms round trip at scale 1; results in benchmarks/results/ (see benchmarks/README.md)
+## bench: the benchmark at SCALE (default 5), then both engines at scales 1 and SCALE, follow at 1, SCALE and 20, then bolt at 0 and 20 ms round trip at scale 1; results in benchmarks/results/ (see benchmarks/README.md)
 bench: services
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 	$(BIN)/python -m benchmarks.engines --scales 1,$(SCALE)
-	$(BIN)/python -m benchmarks.follow --scales 1,$(SCALE)
+	$(BIN)/python -m benchmarks.follow --scales 1,$(SCALE),20 --steady-scale $(SCALE)
 	$(BIN)/python -m benchmarks.distance --scale 1
 
 ## bench-smoke: the same runner at a tiny scale, one repetition (the test suite runs it)

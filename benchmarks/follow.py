@@ -243,6 +243,7 @@ def steady_writer(settings: Settings, rows_per_second: int, seconds: float) -> d
         "lag_p95_seconds": float(p95.group(1)),
         "progress_lags": lags,
         "rss_bytes_first_last": [rss.samples[0], rss.samples[-1]] if rss.samples else [],
+        "rss_mb_per_minute": [round(v / 2**20) for v in rss.samples[::60]],
     }
 
 
@@ -442,11 +443,11 @@ def report(result: dict[str, Any], output: Path) -> None:
     ]
     for p in scales:
         f, warm = p.get("follow"), p.get("follow_warm")
-        first = p.get("fixed_runs", [p["fixed"]])[0]
+        cold = p.get("fixed_runs", [p["fixed"]])[0]
         lines.append(
             f"| {p['scale']:g} | {p['rows']:,} | {p['attach_seconds']:.1f} "
             f"({p['attach_peak_rss_bytes'] / 2**30:.2f} GiB) | {p['empty']['seconds']:.2f} "
-            f"| {p['fixed']['seconds']:.2f} ({p['fixed_rows']:,}; {first['seconds']:.2f}) "
+            f"| {p['fixed']['seconds']:.2f} ({p['fixed_rows']:,}; {cold['seconds']:.2f}) "
             f"| {p['fixed']['peak_rss_bytes'] / 2**20:.0f} MB "
             + (
                 f"| {f['seconds']:.1f} ({f['changes']:,}) "
