@@ -20,15 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from bulk360.control.config import RelationshipMapping
 from bulk360.follow.changes import Change, TableChanges
 from bulk360.follow.store import Checkpoint, Position, StateStore
 from bulk360.follow.transform import UNSENT, stored_tables, transform_window
 from bulk360.load.changeset import ChangeSet
 from bulk360.plan import Plan
-from bulk360.plan.rules import RelationshipPlan, Role
+from bulk360.plan.rules import RelationshipPlan
 from bulk360.plan.tables import ColumnPlan, TablePlan
-from tests.unit.engines.local.test_joins import Case, reference
+from tests.unit.engines.local.test_joins import Case, drawn_mapping, reference
 
 Row = dict[str, Any]
 KEY = st.sampled_from([None, 1, 2, 3])
@@ -76,33 +75,7 @@ def worlds(draw: st.DrawFn) -> World:
             ("q", "string"),
         ]
         link = table("l", None, link_columns, "rid")
-    keys = tuple((f"k{i}:long", f"k{i}:long") for i in range(width))
-    roles: list[Role] = ["from", "to", *(["link"] if link else [])]
-    property_role = draw(st.sampled_from(roles))
-    properties: tuple[tuple[Role, str], ...] = (
-        ((property_role, "q:string" if property_role == "link" else "p:string"),)
-        if draw(st.booleans())
-        else ()
-    )
-    filters: tuple[tuple[Role, str, tuple[str, ...]], ...] = ()
-    if draw(st.booleans()):
-        values = tuple(
-            draw(st.lists(st.sampled_from(["v", "w"]), min_size=1, max_size=2, unique=True))
-        )
-        filters = ((draw(st.sampled_from(roles)), "f:string", values),)
-    mapping = RelationshipMapping(1, "REL", "A", "x", "B", "y", "", None, None, None, ())
-    rel = RelationshipPlan(
-        mapping=mapping,
-        from_table=a,
-        to_table=b,
-        link_table=link,
-        from_to_keys=(() if link else keys)
-        + ((("f:string", "f:string"),) if kind == "link with a from-to term" else ()),
-        from_link_keys=tuple((f"k{i}:long", f"a{i}:long") for i in range(width)) if link else (),
-        link_to_keys=tuple((f"b{i}:long", f"k{i}:long") for i in range(width)) if link else (),
-        properties=properties,
-        filters=filters,
-    )
+    rel = drawn_mapping(draw, kind, width, a, b, link)
     tables = [t for t in (a, b, link) if t is not None]
     tables = list({t.name: t for t in tables}.values())
     identity = {t.name: ("id" if t.label else "rid") for t in tables}

@@ -114,6 +114,46 @@ KEY = st.sampled_from([None, 1, 2, 3])
 TEXT = st.sampled_from([None, "v", "w"])
 
 
+def drawn_mapping(
+    draw: st.DrawFn,
+    kind: str,
+    width: int,
+    a: TablePlan,
+    b: TablePlan,
+    link: TablePlan | None,
+) -> RelationshipPlan:
+    """A mapping of ``kind`` between ``a`` and ``b`` (through ``link``) on ``width`` key columns
+    ``k0``... (link columns ``a0``..., ``b0``...), with drawn properties and filters (on ``p``,
+    ``q`` and ``f``): the follower's test draws its mappings here too."""
+    keys = tuple((f"k{i}:long", f"k{i}:long") for i in range(width))
+    roles: list[Role] = ["from", "to", *(["link"] if link else [])]
+    property_role = draw(st.sampled_from(roles))
+    properties: tuple[tuple[Role, str], ...] = (
+        ((property_role, "q:string" if property_role == "link" else "p:string"),)
+        if draw(st.booleans())
+        else ()
+    )
+    filters: tuple[tuple[Role, str, tuple[str, ...]], ...] = ()
+    if draw(st.booleans()):
+        values = tuple(
+            draw(st.lists(st.sampled_from(["v", "w"]), min_size=1, max_size=2, unique=True))
+        )
+        filters = ((draw(st.sampled_from(roles)), "f:string", values),)
+    mapping = RelationshipMapping(1, "REL", "A", "x", "B", "y", "", None, None, None, ())
+    return RelationshipPlan(
+        mapping=mapping,
+        from_table=a,
+        to_table=b,
+        link_table=link,
+        from_to_keys=(() if link else keys)
+        + ((("f:string", "f:string"),) if kind == "link with a from-to term" else ()),
+        from_link_keys=tuple((f"k{i}:long", f"a{i}:long") for i in range(width)) if link else (),
+        link_to_keys=tuple((f"b{i}:long", f"k{i}:long") for i in range(width)) if link else (),
+        properties=properties,
+        filters=filters,
+    )
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     width = draw(st.integers(1, 2))
@@ -142,33 +182,7 @@ def cases(draw: st.DrawFn) -> Case:
             return drawn
         return [{":ID": ids + i, **row} for i, row in enumerate(drawn)]
 
-    keys = tuple((f"k{i}:long", f"k{i}:long") for i in range(width))
-    roles: list[Role] = ["from", "to", *(["link"] if link else [])]
-    property_role = draw(st.sampled_from(roles))
-    properties: tuple[tuple[Role, str], ...] = (
-        ((property_role, "q:string" if property_role == "link" else "p:string"),)
-        if draw(st.booleans())
-        else ()
-    )
-    filters: tuple[tuple[Role, str, tuple[str, ...]], ...] = ()
-    if draw(st.booleans()):
-        values = tuple(
-            draw(st.lists(st.sampled_from(["v", "w"]), min_size=1, max_size=2, unique=True))
-        )
-        filters = ((draw(st.sampled_from(roles)), "f:string", values),)
-    mapping = RelationshipMapping(1, "REL", "A", "x", "B", "y", "", None, None, None, ())
-    plan = RelationshipPlan(
-        mapping=mapping,
-        from_table=a,
-        to_table=b,
-        link_table=link,
-        from_to_keys=(() if link else keys)
-        + ((("f:string", "f:string"),) if kind == "link with a from-to term" else ()),
-        from_link_keys=tuple((f"k{i}:long", f"a{i}:long") for i in range(width)) if link else (),
-        link_to_keys=tuple((f"b{i}:long", f"k{i}:long") for i in range(width)) if link else (),
-        properties=properties,
-        filters=filters,
-    )
+    plan = drawn_mapping(draw, kind, width, a, b, link)
     found = {"a": rows(a, 0)}
     if b is not a:
         found["b"] = rows(b, 100)
