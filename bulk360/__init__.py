@@ -25,14 +25,13 @@ from bulk360.errors import (
     TargetRunning,
     ValidationFailed,
 )
-from bulk360.options import Reporter, RunOptions, RunSummary, SilentReporter
+from bulk360.options import Reporter, RunOptions, SilentReporter
 from bulk360.settings import Settings, load_settings
+from bulk360.summary import RunSummary
+from bulk360.version import __version__
 
 if TYPE_CHECKING:
     from bulk360.pipeline import run
-
-__version__ = "0.2.0"
-"""The package's version (``pyproject.toml`` reads it from here)."""
 
 __all__ = [
     "Bulk360Error",

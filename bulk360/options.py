@@ -1,21 +1,18 @@
-"""What a caller chooses for a run (:class:`RunOptions`), what the run tells it while it works
-(:class:`Reporter`) and what it hands back (:class:`RunSummary`)."""
+"""What a caller chooses for a run (:class:`RunOptions`) and what the run tells it while it works
+(:class:`Reporter`); what it hands back is :class:`bulk360.summary.RunSummary`."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from bulk360.errors import ConfigError
+from bulk360.modes import LOADERS
 
 if TYPE_CHECKING:
-    from bulk360.control.ledger import Ledger
-    from bulk360.load import LoadResult
     from bulk360.plan.tables import TablePlan
     from bulk360.settings import Settings
 
@@ -26,7 +23,6 @@ __all__ = [
     "Mode",
     "Reporter",
     "RunOptions",
-    "RunSummary",
     "SilentReporter",
 ]
 
@@ -103,8 +99,6 @@ class RunOptions:
 
     def _check_mode_options(self) -> None:
         """An option of another mode, given a value of its own, is a mistake."""
-        from bulk360.load import LOADERS
-
         defaults = RunOptions.__dataclass_fields__
         for name in dict.fromkeys(o for r in LOADERS.values() for o in r.options):
             if name in LOADERS[self.mode].options or getattr(self, name) == defaults[name].default:
@@ -114,8 +108,6 @@ class RunOptions:
 
     def recorded(self, settings: Settings) -> dict[str, Any]:
         """The options as the run row keeps them (what a resumed run repeats)."""
-        from bulk360.load import LOADERS
-
         values: dict[str, Any] = {
             "workers": self.workers,
             "overwrite": self.overwrite,
@@ -185,76 +177,3 @@ class SilentReporter:
     @contextmanager
     def rows_progress(self, totals: dict[str, int | None]) -> Iterator[Callable[[str, int], None]]:
         yield lambda name, rows: None
-
-
-@dataclass
-class RunSummary:
-    """The outcome of a run, as printed at its end (``--json``: :meth:`as_dict`)."""
-
-    run_id: int
-    mode: str
-    status: str = "running"
-    import_dir: Path | None = None
-    nodes: dict[str, int] = field(default_factory=dict)
-    relationships: dict[str, int] = field(default_factory=dict)
-    rows_read: int = 0
-    rows_rejected: int = 0
-    rows_orphaned: int = 0
-    bytes_written: int = 0
-    step_seconds: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    """The whole run, from the call to its return."""
-    load: LoadResult | None = None
-    """What the load wrote (None: csv mode, or the run stopped before its load)."""
-    diffed_against: int | None = None
-    resumed_from: int | None = None
-    values_changed: list[str] = field(default_factory=list)
-    """One line per column whose values Neo4j could not hold as they are, and what happened."""
-    schema_changes: list[str] = field(default_factory=list)
-    """Schema changes let through by --accept-schema-changes."""
-    ledger_balanced: bool | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def take(self, ledger: Ledger) -> None:
-        """The totals of the run's ledger."""
-        self.nodes, self.relationships = ledger.nodes, ledger.relationships
-        self.rows_read, self.rows_rejected = ledger.rows_read, ledger.rows_rejected
-        self.rows_orphaned, self.bytes_written = ledger.rows_orphaned, ledger.bytes_written
-        self.ledger_balanced = ledger.balanced
-
-    def run_row(self) -> dict[str, Any]:
-        """The run row's totals (``etl_run_logs``)."""
-        return {
-            "nodes_written": sum(self.nodes.values()),
-            "relationships_written": sum(self.relationships.values()),
-            "rows_read": self.rows_read,
-            "rows_rejected": self.rows_rejected,
-            "rows_orphaned": self.rows_orphaned,
-            "bytes_written": self.bytes_written,
-            "ledger_balanced": self.ledger_balanced,
-            "accepted_schema_changes": self.schema_changes or None,
-            "transaction_retries": self.retries,
-            "step_seconds": dict(self.step_seconds),
-        }
-
-    @property
-    def retries(self) -> int | None:
-        """Bolt transactions the driver ran again (None: the run wrote no Bolt)."""
-        if self.load is None or self.mode not in ("bolt", "sync"):
-            return None
-        return self.load.retries
-
-    @property
-    def seconds_outside_steps(self) -> float:
-        """What the run spent outside its steps (opening and closing, the run row's writes)."""
-        return round(max(0.0, self.seconds - sum(self.step_seconds.values())), 3)
-
-    @property
-    def changes(self) -> dict[str, dict[str, int]]:
-        """Sync: per label and mapping, the rows inserted, updated and deleted."""
-        return {k: dict(v) for k, v in (self.load.changes if self.load else {}).items()}
-
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready values (paths as text)."""
-        values = dataclasses.asdict(self) | {"seconds_outside_steps": self.seconds_outside_steps}
-        return json.loads(json.dumps(values, default=str))  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ STEP 4  transform  node id checks and relationship joins by the plan's join rule
 STEP 5  write      the manifest and the published import package (:mod:`bulk360.package`)
 STEP 6  load       the package into Neo4j by the mode's loader (:mod:`bulk360.load`)
 STEP 7  swap       the staging store in place of the target (a loader that stages)
-STEP 8  record     the ledger per table, label and mapping (:mod:`bulk360.control.ledger`)
+STEP 8  record     the ledger per table, label and mapping (:mod:`bulk360.ledger`)
 
 The package is the only input of steps 6 to 8, so a failed run whose package was published can
 be resumed (``--resume``): the package is verified by its checksums instead of steps 2-5, and
@@ -26,9 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bulk360 import __version__
-from bulk360.control.history import Resumable, graph_run, resumable
-from bulk360.control.ledger import balance, record
+from bulk360.control.history import graph_run
 from bulk360.control.notify import announce
 from bulk360.control.runlog import RunLog, keep_failure
 from bulk360.engines import Engine, SparkOptions, start_engine
@@ -40,15 +38,19 @@ from bulk360.errors import (
     SchemaDrift,
     one_line,
 )
+from bulk360.ledger import balance, record
 from bulk360.load import LoadContext, loader_for
-from bulk360.options import Reporter, RunOptions, RunSummary, SilentReporter
+from bulk360.options import Reporter, RunOptions, SilentReporter
 from bulk360.package import ImportPackage
 from bulk360.package.manifest import Control, Manifest
 from bulk360.package.paths import MANIFEST_FILE, RunPaths, folder_errors
 from bulk360.package.publish import manifest_of, publish
 from bulk360.package.results import ExtractResult, Joined
+from bulk360.package.resume import Resumable, resumable
 from bulk360.plan import Plan, prepare_plan
 from bulk360.settings import Settings
+from bulk360.summary import RunSummary
+from bulk360.version import __version__
 
 __all__ = ["run"]
 

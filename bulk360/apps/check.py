@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from bulk360.apps.verify import compare_counts, followed_since_built, graph_manifest
 from bulk360.control import Source, connect_control, load_config
 from bulk360.errors import Bulk360Error, ConfigError, one_line
-from bulk360.serve.health import neo4j_driver, neo4j_problem, postgres_problem
+from bulk360.health import neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.settings import Settings
 
 __all__ = ["Check", "run_checks"]
@@ -120,7 +120,7 @@ def _graph_counts(settings: Settings, driver: Driver) -> str:
 
 def _follow(settings: Settings) -> str:
     """Fails when a followed source lags beyond ``BULK360_FOLLOW_MAX_LAG`` seconds."""
-    from bulk360.serve.health import follow_problem
+    from bulk360.health import follow_problem
 
     problem, detail = follow_problem(settings)
     if problem:

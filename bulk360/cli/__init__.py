@@ -7,87 +7,24 @@ are never shown, since they may hold passwords.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import traceback
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated
 
-import typer
-from rich.console import Console
 from rich.markup import escape
 
-from bulk360 import __version__
+# The commands register themselves on `app` (bulk360.cli.root) when their modules are imported.
+from bulk360.cli import apps as _apps  # noqa: F401
+from bulk360.cli import experiments as _experiments  # noqa: F401
+from bulk360.cli import follow as _follow  # noqa: F401
+from bulk360.cli import graph as _graph  # noqa: F401
+from bulk360.cli import history as _history  # noqa: F401
+from bulk360.cli import mappings as _mappings  # noqa: F401
+from bulk360.cli import run as _run  # noqa: F401
+from bulk360.cli.root import app, errors
 from bulk360.errors import Bulk360Error, Interrupted, one_line
-from bulk360.settings import Settings, check_settings_file, load_settings
 
 __all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="bulk360",
-    help="Turn several PostgreSQL databases into one Neo4j graph, driven by a control database.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-# Wide enough that a table piped to a file or a log keeps every cell whole.
-_PIPED_WIDTH = 1000
-
-
-def _console(stderr: bool = False) -> Console:
-    """Rich's console; when the output is not a terminal (and COLUMNS does not say), tables
-    take their natural width instead of being squeezed into 80 columns."""
-    console = Console(stderr=stderr)
-    if console.is_terminal or "COLUMNS" in os.environ:
-        return console
-    return Console(stderr=stderr, width=_PIPED_WIDTH)
-
-
-console = _console()
-errors = _console(stderr=True)
-
-
-@dataclass
-class CliState:
-    """Options every command shares, set by the top-level callback."""
-
-    env_file: Path | None = None
-    debug: bool = False
-
-    def settings(self) -> Settings:
-        """Resolve the settings once for the command being run."""
-        return load_settings(self.env_file)
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        console.print(f"bulk360 {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    env_file: Annotated[
-        Path | None, typer.Option("--env-file", help="Settings file (default: nearest .env).")
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    if env_file is not None:
-        check_settings_file(env_file)
-    ctx.obj = CliState(env_file=env_file, debug=debug)
-
-
-def state(ctx: typer.Context) -> CliState:
-    """The shared options of the running command."""
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, CliState) else CliState()
 
 
 def _optional_value(args: list[str], option: str, missing: str) -> list[str]:
@@ -135,13 +72,3 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(1)
-
-
-# The commands register themselves on `app` when their modules are imported.
-from bulk360.cli import apps as _apps  # noqa: E402,F401
-from bulk360.cli import experiments as _experiments  # noqa: E402,F401
-from bulk360.cli import follow as _follow  # noqa: E402,F401
-from bulk360.cli import graph as _graph  # noqa: E402,F401
-from bulk360.cli import history as _history  # noqa: E402,F401
-from bulk360.cli import mappings as _mappings  # noqa: E402,F401
-from bulk360.cli import run as _run  # noqa: E402,F401

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from bulk360.apps.strategies import DEFAULT_WEIGHTS, STRATEGIES
-from bulk360.cli import app, console, state
+from bulk360.cli.root import app, console, state
 
 sample_app = typer.Typer(help="Sample datasets.", no_args_is_help=True)
 app.add_typer(sample_app, name="sample")

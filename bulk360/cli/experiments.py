@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from bulk360.cli import app, console, state
+from bulk360.cli.root import app, console, state
 from bulk360.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bulk360.cli import app, console, state
+from bulk360.cli.root import app, console, state
 
 follow_app = typer.Typer(
     help="Follow the sources' change streams (logical decoding) into the graph.",

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bulk360.cli import app, console, state
+from bulk360.cli.root import app, console, state
 
 
 @app.command("verify")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from bulk360.cli import app, console, errors, state
+from bulk360.cli.root import app, console, errors, state
 
 if TYPE_CHECKING:
     from bulk360.mappings import Changes, MappingsFile

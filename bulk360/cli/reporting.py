@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bulk360.options import RunSummary
+from bulk360.summary import RunSummary
 
 if TYPE_CHECKING:
     from bulk360.plan.tables import TablePlan

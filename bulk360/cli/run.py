@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from bulk360.cli import app, console, state
+from bulk360.cli.root import app, console, state
 from bulk360.options import RunOptions
 
 

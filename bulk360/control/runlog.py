@@ -15,7 +15,7 @@ import psycopg
 
 from bulk360.control.database import connect_control, error_reason
 from bulk360.errors import ConfigError
-from bulk360.package.paths import FAILURE_FILE, work_dir_of
+from bulk360.layout import FAILURE_FILE, work_dir_of
 from bulk360.settings import Settings
 
 __all__ = ["RUN_LOCK", "RunLog", "keep_failure", "reconcile"]

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bulk360 import __version__
 from bulk360.control.config import load_config
 from bulk360.control.database import connect_control
 from bulk360.control.follow import follow_rows, forget_sources
@@ -44,6 +43,7 @@ from bulk360.follow.store import StateStore, remove_state
 from bulk360.options import Reporter, SilentReporter
 from bulk360.plan import prepare_plan
 from bulk360.settings import Settings
+from bulk360.version import __version__
 
 __all__ = [
     "FollowOptions",

@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from bulk360.modes import LOADERS, Registered
+
 if TYPE_CHECKING:
     from bulk360.options import Reporter, RunOptions
     from bulk360.package import ImportPackage
@@ -39,26 +41,6 @@ __all__ = [
 ]
 
 Server = Literal["stopped", "running"] | None
-
-
-@dataclass(frozen=True)
-class Registered:
-    """A mode: where its loader is, and which of the run's options belong to it."""
-
-    loader: str
-    """``module:Class`` of the loader (imported when the mode runs)."""
-    options: tuple[str, ...] = ()
-    """The :class:`~bulk360.options.RunOptions` fields only this mode takes; the run row records
-    them, and ``--resume`` repeats them."""
-
-
-LOADERS: dict[str, Registered] = {
-    "admin": Registered("bulk360.load.admin:AdminLoader", ("overwrite", "tolerance")),
-    "bolt": Registered("bulk360.load.bolt:BoltLoader", ("batch_size", "clear")),
-    "csv": Registered("bulk360.load.csv:CsvLoader"),
-    "sync": Registered("bulk360.load.sync:SyncLoader", ("batch_size", "full")),
-}
-"""Every mode, by the name ``--mode`` takes."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Every path in the import folder, declared in one place.
+"""Every path in the import folder (the names of its files in :mod:`bulk360.layout`).
 
 A run writes into a hidden work folder and renames it when it is complete, so a folder that
 looks finished always is. A folder is named by the run id and the first 8 hex digits of the
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bulk360.errors import IntegrityError, TargetError
+from bulk360.layout import CURRENT_LINK, FAILURE_FILE, MANIFEST_FILE, work_dir_of
 from bulk360.package.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -50,9 +51,6 @@ __all__ = [
     "work_dir_of",
 ]
 
-MANIFEST_FILE = "manifest.json"
-FAILURE_FILE = "failure.json"
-CURRENT_LINK = "current"
 _RUN_FOLDER = re.compile(r"^run-(?P<run_id>\d+)-(?P<token>[0-9a-f]{8})$")
 
 
@@ -178,11 +176,6 @@ def folder_errors(import_dir: Path) -> Iterator[None]:
             f"writing the import folder failed{where}: {exc.strerror or exc}; free space in "
             f"{import_dir}: {free}"
         ) from None
-
-
-def work_dir_of(final_dir: Path) -> Path:
-    """The hidden folder a run writes into before it is renamed to ``final_dir``."""
-    return final_dir.parent / f".{final_dir.name}.partial"
 
 
 def published_runs(import_dir: Path) -> list[Path]:

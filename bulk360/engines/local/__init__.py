@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from bulk360.engines import Progress
+from bulk360.engines.base import Progress
 from bulk360.engines.local.extract import Extractor
 from bulk360.engines.local.transform import build_relationship, check_nodes, needed_columns
 from bulk360.package.paths import RunPaths, file_sha256

@@ -41,7 +41,7 @@ import polars as pl
 import psycopg
 from psycopg import pq, sql
 
-from bulk360.engines import id_order
+from bulk360.engines.base import id_order
 from bulk360.engines.snapshot import Audit, audit_table, exported_snapshots, snapshot_connection
 from bulk360.errors import IntegrityError, SourceError, TargetError
 from bulk360.package.results import ExtractResult

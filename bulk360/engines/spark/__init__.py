@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from bulk360.control import Source
-from bulk360.engines import Progress, SparkOptions, id_order
+from bulk360.engines.base import Progress, SparkOptions, id_order
 from bulk360.engines.snapshot import Audit, audit_table, exported_snapshots, snapshot_connection
 from bulk360.engines.spark.files import write_csv
 from bulk360.engines.spark.joins import column_of, spark_relationship

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from bulk360.apps.lists import stored_recommendations
 from bulk360.apps.recommend import STRATEGIES
 from bulk360.control import connect_control, list_runs, show_run
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
@@ -192,8 +193,6 @@ def ui_routes(app: FastAPI, settings: Settings) -> None:
     ) -> Response:
         if not allowed(request):
             return to_login()
-        from bulk360.serve.api import stored_recommendations
-
         try:
             with connect_control(settings) as conn:
                 lists = {

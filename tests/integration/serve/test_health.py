@@ -22,8 +22,8 @@ import pytest
 from psycopg import sql
 
 from bulk360 import RunOptions, RunSummary
+from bulk360.health import neo4j_driver, neo4j_problem
 from bulk360.pipeline import run
-from bulk360.serve.health import neo4j_driver, neo4j_problem
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli, cli_env
 from tests.helpers.services import run_services

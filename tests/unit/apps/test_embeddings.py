@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bulk360.apps.embeddings import embed, nearest_products, similar_products
 from bulk360.apps.recommend import GraphData, compute
+from bulk360.apps.recommend.embeddings import embed, nearest_products, similar_products
 from bulk360.apps.strategies import RecommendOptions
 
 CATEGORIES = 4
@@ -71,7 +71,7 @@ def test_vectors_are_the_same_in_another_process(tmp_path: Path) -> None:
     script = (
         "import sys, numpy as np; sys.path.insert(0, '.');"
         "from tests.unit.apps.test_embeddings import shop, OPTIONS;"
-        "from bulk360.apps.embeddings import embed;"
+        "from bulk360.apps.recommend.embeddings import embed;"
         f"np.save({str(tmp_path / 'v.npy')!r}, embed(shop(), OPTIONS).vectors)"
     )
     for salt in ("1", "2"):

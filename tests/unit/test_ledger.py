@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bulk360.control.ledger import balance
+from bulk360.ledger import balance
 from bulk360.load import LoadResult
 from bulk360.package.manifest import Control, Manifest, NodeEntry, RelationshipEntry, TableEntry
 from bulk360.plan.rules import MappingLedger

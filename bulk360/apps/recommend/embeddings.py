@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
-    from bulk360.apps.recommend import GraphData
+    from bulk360.apps.recommend.graph import GraphData
     from bulk360.apps.strategies import RecommendOptions
 
 __all__ = ["Embeddings", "embed", "nearest_products", "similar_products"]

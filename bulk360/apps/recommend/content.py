@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    from bulk360.apps.recommend import GraphData
+    from bulk360.apps.recommend.graph import GraphData
     from bulk360.apps.strategies import RecommendOptions
 
 __all__ = ["NEW", "new_products"]

@@ -9,7 +9,7 @@ In this order, the first that holds:
    with the most event weight (the cold start's favourites);
 3. ``a best seller``.
 
-A new product's list row has its reason already (:mod:`bulk360.apps.content`).
+A new product's list row has its reason already (:mod:`bulk360.apps.recommend.content`).
 
 Products and categories are named by their ``name`` property where the graph has one, else by
 their key.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    from bulk360.apps.recommend import GraphData
+    from bulk360.apps.recommend.graph import GraphData
     from bulk360.apps.strategies import RecommendOptions
 
 __all__ = ["explain"]
