@@ -19,23 +19,16 @@ from typing import Any
 from bulk360.control.runlog import RunLog
 from bulk360.load import LoadResult
 from bulk360.package.manifest import Manifest, NodeEntry, RelationshipEntry
+from bulk360.totals import RunTotals
 
 __all__ = ["Ledger", "balance", "record"]
 
 
 @dataclass
-class Ledger:
+class Ledger(RunTotals):
     """A run's ledger: its ``etl_table_logs`` rows and its totals."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    nodes: dict[str, int] = field(default_factory=dict)
-    """Nodes written per label."""
-    relationships: dict[str, int] = field(default_factory=dict)
-    """Relationships written per type."""
-    rows_read: int = 0
-    rows_rejected: int = 0
-    rows_orphaned: int = 0
-    bytes_written: int = 0
     unbalanced: list[str] = field(default_factory=list)
     """One line per label or mapping that does not balance."""
 

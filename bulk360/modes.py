@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LOADERS", "Registered"]
+__all__ = ["LOADERS", "Registered", "counts_changes"]
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,26 @@ class Registered:
     options: tuple[str, ...] = ()
     """The :class:`~bulk360.options.RunOptions` fields only this mode takes; the run row records
     them, and ``--resume`` repeats them."""
+    over_bolt: bool = False
+    """It writes over Bolt: empty arrays stay empty arrays (neo4j-admin stores no property),
+    and the driver's transaction retries are counted."""
+    counts_changes: bool = False
+    """It writes only what changed: its ledger rows count what was inserted, updated and
+    deleted."""
 
 
 LOADERS: dict[str, Registered] = {
     "admin": Registered("bulk360.load.admin:AdminLoader", ("overwrite", "tolerance")),
-    "bolt": Registered("bulk360.load.bolt:BoltLoader", ("batch_size", "clear")),
+    "bolt": Registered("bulk360.load.bolt:BoltLoader", ("batch_size", "clear"), over_bolt=True),
     "csv": Registered("bulk360.load.csv:CsvLoader"),
-    "sync": Registered("bulk360.load.sync:SyncLoader", ("batch_size", "full")),
+    "sync": Registered(
+        "bulk360.load.sync:SyncLoader", ("batch_size", "full"), over_bolt=True, counts_changes=True
+    ),
 }
 """Every mode, by the name ``--mode`` takes."""
+
+
+def counts_changes(mode: str) -> bool:
+    """Whether a run of ``mode`` (a registered mode, or ``follow``) counts inserted, updated
+    and deleted rows."""
+    return mode == "follow" or (mode in LOADERS and LOADERS[mode].counts_changes)

@@ -24,6 +24,7 @@ __all__ = [
     "Reporter",
     "RunOptions",
     "SilentReporter",
+    "WriteOptions",
 ]
 
 Mode = Literal["admin", "bolt", "csv", "sync"]
@@ -37,27 +38,34 @@ _DEFAULT_MASTER = "local[*]"
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class WriteOptions:
+    """What a run and a follower both take: how many work at once, and how they write over
+    Bolt."""
+
+    workers: int = 4
+    """Parallel COPY readers (and join threads, and Bolt writers)."""
+    batch_size: int = 5_000
+    """Rows per UNWIND transaction (bolt and sync modes, follow)."""
+    retry_seconds: float = 30.0
+    """How long the driver retries a failing transaction before the run fails (Bolt)."""
+
+
+@dataclass(frozen=True)
+class RunOptions(WriteOptions):
     """What the caller chose for one run; an impossible combination is a one-line
     :class:`~bulk360.errors.ConfigError` when the options are made."""
 
     mode: Mode = "admin"
     """``admin`` (CSV files, then neo4j-admin), ``bolt`` (the files written over Bolt into a
     running server), ``sync`` (only what changed, over Bolt) or ``csv`` (stop after the files)."""
-    workers: int = 4
-    """Parallel COPY readers (and join threads, and Bolt writers)."""
     overwrite: bool = False
     """Replace an existing Neo4j database (admin mode)."""
     tolerance: int = 0
     """Bad entries neo4j-admin may report beyond the rows bulk360 already rejected (admin)."""
     keep_runs: int = 2
     """Complete run folders of this control database kept in the import folder."""
-    batch_size: int = 5_000
-    """Rows per UNWIND transaction (bolt and sync modes)."""
     clear: bool = False
     """Delete every node and relationship of the target database first (bolt mode)."""
-    retry_seconds: float = 30.0
-    """How long the driver retries a failing transaction before the run fails (Bolt)."""
     resume: bool = False
     """Resume a failed run: its own mode and options, its published folder if it has one."""
     resume_run: int | None = None

@@ -9,6 +9,7 @@ STEP 5  write      the manifest and the published import package (:mod:`bulk360.
 STEP 6  load       the package into Neo4j by the mode's loader (:mod:`bulk360.load`)
 STEP 7  swap       the staging store in place of the target (a loader that stages)
 STEP 8  record     the ledger per table, label and mapping (:mod:`bulk360.ledger`)
+STEP 9  announce   what the load changed, to the API's cache (after a load; never fails a run)
 
 The package is the only input of steps 6 to 8, so a failed run whose package was published can
 be resumed (``--resume``): the package is verified by its checksums instead of steps 2-5, and
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk360.control.history import graph_run
-from bulk360.control.notify import announce
+from bulk360.control.notify import tell_cache
 from bulk360.control.runlog import RunLog, keep_failure
 from bulk360.engines import Engine, SparkOptions, start_engine
 from bulk360.errors import (
@@ -40,6 +41,7 @@ from bulk360.errors import (
 )
 from bulk360.ledger import balance, record
 from bulk360.load import LoadContext, loader_for
+from bulk360.modes import LOADERS
 from bulk360.options import Reporter, RunOptions, SilentReporter
 from bulk360.package import ImportPackage
 from bulk360.package.manifest import Control, Manifest
@@ -53,20 +55,6 @@ from bulk360.summary import RunSummary
 from bulk360.version import __version__
 
 __all__ = ["run"]
-
-
-def _checked_values(manifest: Manifest, options: RunOptions) -> list[str]:
-    """A line per column whose values change when loaded; with ``--strict-values``, an
-    :class:`IntegrityError` instead, before anything is loaded."""
-    found = manifest.value_changes(options.mode)
-    changes = [line for _, line in found]
-    if changes and options.strict_values:
-        columns = len({column for column, _ in found})
-        raise IntegrityError(
-            f"--strict-values: {columns} column{'s' if columns != 1 else ''} hold values "
-            "Neo4j cannot store as they are; nothing was loaded: " + "; ".join(changes)
-        )
-    return changes
 
 
 class _Run:
@@ -147,7 +135,8 @@ class _Run:
         self.log.close()
 
     def check_values(self, manifest: Manifest) -> None:
-        self.summary.values_changed = _checked_values(manifest, self.options)
+        over_bolt, strict = LOADERS[self.options.mode].over_bolt, self.options.strict_values
+        self.summary.values_changed = manifest.checked_value_changes(over_bolt, strict)
         for line in self.summary.values_changed:
             self.note(line)
 
@@ -241,17 +230,6 @@ class _Run:
         self.log.finish(status, error=error, **self.summary.run_row(), **extra)
         self.summary.status = status
 
-    def announce(self) -> None:
-        """Tell the API's cache what the load changed (a failure to tell is a note: the graph
-        is written, and cached lists expire anyway)."""
-        touched = self.summary.load.touched if self.summary.load else None
-        if touched == {}:
-            return
-        try:
-            announce(self.settings, "graph", touched)
-        except Bulk360Error as exc:
-            self.note(f"the API's cache was not told of this run's changes: {exc}")
-
     def fail(self, error: str, trace: str | None = None) -> str | None:
         """Log the run as failed; a failed load also records what it wrote so far.
 
@@ -322,8 +300,11 @@ def _steps(state: _Run, resumed: Resumable | None) -> None:
         path = str(package.folder / MANIFEST_FILE)
         state.log.artifact("manifest", path, package.sha256, state.loader.writes)
         state.finish("succeeded")
-    if state.loader.writes:
-        state.announce()
+    if state.loader.writes:  # STEP 9
+        touched = state.summary.load.touched if state.summary.load else None
+        unheard = tell_cache(state.settings, touched)
+        if unheard:
+            state.note(unheard)
 
 
 def run(

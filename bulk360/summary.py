@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bulk360.modes import LOADERS
+from bulk360.totals import RunTotals
+
 if TYPE_CHECKING:
     from bulk360.ledger import Ledger
     from bulk360.load import LoadResult
@@ -16,19 +19,14 @@ __all__ = ["RunSummary"]
 
 
 @dataclass
-class RunSummary:
-    """The outcome of a run, as printed at its end (``--json``: :meth:`as_dict`)."""
+class RunSummary(RunTotals):
+    """The outcome of a run, as printed at its end (``--json``: :meth:`as_dict`): its totals
+    (:class:`~bulk360.totals.RunTotals`) and what else it did."""
 
     run_id: int
     mode: str
     status: str = "running"
     import_dir: Path | None = None
-    nodes: dict[str, int] = field(default_factory=dict)
-    relationships: dict[str, int] = field(default_factory=dict)
-    rows_read: int = 0
-    rows_rejected: int = 0
-    rows_orphaned: int = 0
-    bytes_written: int = 0
     step_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     """The whole run, from the call to its return."""
@@ -45,9 +43,7 @@ class RunSummary:
 
     def take(self, ledger: Ledger) -> None:
         """The totals of the run's ledger."""
-        self.nodes, self.relationships = ledger.nodes, ledger.relationships
-        self.rows_read, self.rows_rejected = ledger.rows_read, ledger.rows_rejected
-        self.rows_orphaned, self.bytes_written = ledger.rows_orphaned, ledger.bytes_written
+        self.take_totals(ledger)
         self.ledger_balanced = ledger.balanced
 
     def run_row(self) -> dict[str, Any]:
@@ -68,7 +64,7 @@ class RunSummary:
     @property
     def retries(self) -> int | None:
         """Bolt transactions the driver ran again (None: the run wrote no Bolt)."""
-        if self.load is None or self.mode not in ("bolt", "sync"):
+        if self.load is None or not LOADERS[self.mode].over_bolt:
             return None
         return self.load.retries
 

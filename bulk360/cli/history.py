@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bulk360.cli.root import app, console, state
+from bulk360.modes import counts_changes
 
 
 def _runs_table(title: str) -> Table:
@@ -85,7 +86,7 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
         "orphaned",
         "fan-out",
         "ledger",
-        *(("inserted", "updated", "deleted") if run_row["mode"] == "sync" else ()),
+        *(("inserted", "updated", "deleted") if counts_changes(run_row["mode"]) else ()),
         "bytes",
         "seconds",
     ):
@@ -110,7 +111,7 @@ def runs_show_command(ctx: typer.Context, run_id: int) -> None:
             ledger,
             *(
                 [f"{row.get(f'rows_{k}') or 0:,}" for k in ("inserted", "updated", "deleted")]
-                if run_row["mode"] == "sync"
+                if counts_changes(run_row["mode"])
                 else []
             ),
             f"{row['bytes']:,}",

@@ -18,9 +18,10 @@ from typing import Any, Literal
 import psycopg
 
 from bulk360.control.database import connect_control
+from bulk360.errors import Bulk360Error
 from bulk360.settings import Settings
 
-__all__ = ["CHANNEL", "MAX_PAYLOAD", "Touched", "announce", "notify", "payload"]
+__all__ = ["CHANNEL", "MAX_PAYLOAD", "Touched", "announce", "notify", "payload", "tell_cache"]
 
 CHANNEL = "bulk360_changes"
 MAX_PAYLOAD = 7000
@@ -62,3 +63,16 @@ def announce(settings: Settings, kind: Kind, touched: Touched = None) -> None:
     """Send the notification now, on its own connection."""
     with connect_control(settings) as conn:
         notify(conn, kind, touched)
+
+
+def tell_cache(settings: Settings, touched: Touched) -> str | None:
+    """Tell the API's cache what a run's load changed (nothing when it changed nothing); a
+    failure to tell is a line for the user, not an error: the graph is written, and cached
+    lists expire anyway."""
+    if touched == {}:
+        return None
+    try:
+        announce(settings, "graph", touched)
+    except Bulk360Error as exc:
+        return f"the API's cache was not told of this run's changes: {exc}"
+    return None

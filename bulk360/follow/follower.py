@@ -64,12 +64,11 @@ from bulk360.follow.transform import (
     stored_tables,
     transform_window,
 )
-from bulk360.load import LoadContext
-from bulk360.load.bolt import BoltLoader
 from bulk360.load.changeset import write_change_set
 from bulk360.load.cypher import ensure_key_constraints
+from bulk360.load.target import BoltTarget
 from bulk360.load.writer import DriverWriter
-from bulk360.options import Reporter, RunOptions
+from bulk360.options import Reporter, WriteOptions
 from bulk360.plan import Plan, TablePlan, prepare_plan
 from bulk360.settings import Settings
 
@@ -77,8 +76,8 @@ __all__ = ["FollowOptions", "FollowSummary", "Follower", "plan_fingerprint", "st
 
 
 @dataclass(frozen=True)
-class FollowOptions:
-    """How a follower runs."""
+class FollowOptions(WriteOptions):
+    """How a follower runs (and writes: :class:`~bulk360.options.WriteOptions`)."""
 
     once: bool = False
     """Apply everything committed up to the start, then stop (for cron)."""
@@ -86,9 +85,6 @@ class FollowOptions:
     """Seconds a window may gather changes before it is applied."""
     max_rows: int = 20_000
     """Changed rows a window holds at most (a larger transaction is applied in parts)."""
-    batch_size: int = 5_000
-    workers: int = 4
-    retry_seconds: float = 30.0
     clear: bool = False
     """Build the graph and the state anew from the sources (the first start, or a state that
     cannot be used): the graph cleared and written by bolt mode."""
@@ -295,19 +291,7 @@ class Follower:
     def _stream(self, log: RunLog, summary: FollowSummary) -> None:
         assert self.store is not None
         options = self.options
-        bolt = BoltLoader(
-            LoadContext(
-                self.settings,
-                RunOptions(
-                    mode="bolt",
-                    batch_size=options.batch_size,
-                    workers=options.workers,
-                    retry_seconds=options.retry_seconds,
-                ),
-                self.reporter,
-                self.reporter.note,
-            )
-        )
+        bolt = BoltTarget(self.settings, options)
         with _lost("the control database"):
             log.hold()
         with ExitStack() as stack:

@@ -216,7 +216,7 @@ _CONVERT = {
 
 
 def _plan_name(item: Any) -> str:
-    """How the plan's messages name a row (see bulk360.plan.checks)."""
+    """How the plan's messages name a row (see bulk360.plan.nodes and bulk360.plan.relationships)."""
     return f"exclusion rule #{item.rule_id}" if isinstance(item, ExclusionRule) else str(item)
 
 

@@ -158,15 +158,15 @@ class Manifest:
         """Every file of the package: nodes, then relationships."""
         return [*self.nodes, *self.relationships]
 
-    def value_changes(self, mode: str) -> list[tuple[str, str]]:
-        """(column, line) per column and kind of value that changes when loaded in ``mode``
-        (see :mod:`bulk360.plan.types`)."""
+    def value_changes(self, over_bolt: bool) -> list[tuple[str, str]]:
+        """(column, line) per column and kind of value that changes when loaded by neo4j-admin,
+        or over Bolt (see :mod:`bulk360.plan.types`)."""
         lines = []
         entries: list[NodeEntry | TableEntry] = [*self.nodes, *self.tables]
         for entry in entries:
             for column, counts in sorted(entry.values.items()):
                 for kind, count in sorted(counts.items()):
-                    if kind == "empty_arrays" and mode == "bolt":
+                    if kind == "empty_arrays" and over_bolt:
                         continue  # Bolt writes them as empty arrays
                     where = f"{entry.source}.{entry.table}.{column}"
                     plural = "s" if count != 1 else ""
@@ -174,6 +174,19 @@ class Manifest:
                         (where, f"{count:,} value{plural} of {where} {VALUE_CHANGES[kind]}")
                     )
         return lines
+
+    def checked_value_changes(self, over_bolt: bool, strict: bool) -> list[str]:
+        """A line per column whose values change when loaded; when ``strict``
+        (``--strict-values``), an :class:`IntegrityError` instead, before anything is loaded."""
+        found = self.value_changes(over_bolt)
+        changes = [line for _, line in found]
+        if changes and strict:
+            columns = len({column for column, _ in found})
+            raise IntegrityError(
+                f"--strict-values: {columns} column{'s' if columns != 1 else ''} hold values "
+                "Neo4j cannot store as they are; nothing was loaded: " + "; ".join(changes)
+            )
+        return changes
 
     def expected_counts(self) -> dict[tuple[str, str], int]:
         """Nodes per label and relationships per type, as the graph must hold them."""

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from bulk360.control.config import ControlConfig, Source, load_config
 from bulk360.errors import Bulk360Error, ValidationFailed
 from bulk360.plan.catalog import CatalogTable, read_catalog
-from bulk360.plan.checks import RelationshipChecks, TableChecks
-from bulk360.plan.drift import SchemaChange
+from bulk360.plan.drift import SchemaChange, drift
+from bulk360.plan.nodes import TableChecks
+from bulk360.plan.relationships import RelationshipChecks
 from bulk360.plan.rules import RelationshipPlan
 from bulk360.plan.tables import ColumnPlan, TablePlan
 from bulk360.settings import Settings
@@ -86,6 +87,7 @@ def build_plan(
             nodes[mapping.label] = plan
     relationship_checks = RelationshipChecks(checks, nodes)
     relationships = [relationship_checks.plan(m) for m in config.relationships]
+    changes = drift(config, catalogs, nodes.values(), checks.excluded)
     if found:
         raise ValidationFailed(found)
     tables = list(nodes.values())
@@ -98,7 +100,7 @@ def build_plan(
         sources=tuple(s for s in config.sources if s.name in used),
         tables=tuple(tables),
         relationships=tuple(r for r in relationships if r is not None),
-        schema_changes=tuple(checks.changes),
+        schema_changes=tuple(changes),
     )
 
 

@@ -7,13 +7,14 @@ anything is read (unless ``--accept-schema-changes``); a dropped column is a not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from bulk360.control.config import ControlConfig, Source
 from bulk360.plan.catalog import CatalogTable
+from bulk360.plan.tables import TablePlan
 
 __all__ = ["SchemaChange", "schema_changes"]
 
@@ -81,4 +82,23 @@ def schema_changes(
                 f"{table}: column '{name}' was dropped {since}; its property is no longer written",
                 False,
             )
+    return changes
+
+
+def drift(
+    config: ControlConfig,
+    catalogs: Mapping[str, Mapping[str, CatalogTable]],
+    nodes: Iterable[TablePlan],
+    excluded: Mapping[tuple[str, str], Mapping[str, int]],
+) -> list[SchemaChange]:
+    """The schema-drift step of a plan: the changes of every node mapping's table since the run
+    that last read it (``excluded``: per table, its excluded columns)."""
+    changes: list[SchemaChange] = []
+    for table in nodes:
+        source = config.source(table.source)
+        assert source is not None
+        found = catalogs[table.source][table.table]
+        changes += schema_changes(
+            config, source, found, excluded.get((table.source, table.table), {})
+        )
     return changes

@@ -9,6 +9,7 @@ import psycopg
 from psycopg import sql
 
 from bulk360.apps.samples import load_sample
+from bulk360.control import init_schema
 from bulk360.settings import Settings
 
 __all__ = [
@@ -69,12 +70,14 @@ def recreate_database(settings: Settings, database: str) -> None:
 
 
 def sample_control(
-    settings: Settings, control_db: str, import_dir: Path, prefix: str, *samples: str
+    settings: Settings, control_db: str, import_dir: Path, prefix: str = "", *samples: str
 ) -> Settings:
-    """A control database of a test module's own (created anew) with ``samples`` loaded into
-    source databases named ``<prefix><database>``; settings that point at it and ``import_dir``."""
+    """A control database of a test module's own (created anew, its tables made) with
+    ``samples`` loaded into source databases named ``<prefix><database>``; settings that point
+    at it and ``import_dir``."""
     recreate_database(settings, control_db)
     ours = replace(settings, etl_db_name=control_db, import_dir=import_dir)
+    init_schema(ours)
     for sample in samples:
         load_sample(ours, sample, database_prefix=prefix)
     return ours

@@ -3,7 +3,6 @@ sample and a type probe, built into Neo4j once by admin mode."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -11,9 +10,14 @@ import pytest
 from neo4j import Driver
 
 from bulk360 import RunSummary
-from bulk360.apps.samples import load_sample
 from bulk360.settings import Settings
-from tests.helpers.databases import PROBE_DB, PROBE_SQL, TEST_CONTROL_DB, recreate_database
+from tests.helpers.databases import (
+    PROBE_DB,
+    PROBE_SQL,
+    TEST_CONTROL_DB,
+    recreate_database,
+    sample_control,
+)
 from tests.helpers.neo4j import build_with_admin_mode
 from tests.helpers.snapshots import Snapshot
 
@@ -23,11 +27,9 @@ def control_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     """Settings of a fresh control database holding the sample rows and the type probe."""
-    recreate_database(settings, TEST_CONTROL_DB)
-    test_settings = replace(
-        settings, etl_db_name=TEST_CONTROL_DB, import_dir=tmp_path_factory.mktemp("import")
+    test_settings = sample_control(
+        settings, TEST_CONTROL_DB, tmp_path_factory.mktemp("import"), "", "customer360"
     )
-    load_sample(test_settings, "customer360")
     recreate_database(settings, PROBE_DB)
     with psycopg.connect(**{**settings.control_conninfo(), "dbname": PROBE_DB}) as conn:
         conn.execute(PROBE_SQL)  # type: ignore[arg-type]

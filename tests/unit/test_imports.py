@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "bulk360"
 
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("errors", "version", "layout", "modes"),
+    ("errors", "version", "layout", "modes", "totals"),
     ("settings",),
     ("graph", "control"),
     ("plan",),

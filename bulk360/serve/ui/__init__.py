@@ -30,6 +30,7 @@ from bulk360.apps.lists import stored_recommendations
 from bulk360.apps.recommend import STRATEGIES
 from bulk360.control import connect_control, list_runs, show_run
 from bulk360.errors import Bulk360Error, NoSuchRun, one_line
+from bulk360.modes import counts_changes
 from bulk360.settings import Settings
 
 __all__ = ["COOKIE", "ui_routes"]
@@ -150,6 +151,7 @@ def ui_routes(app: FastAPI, settings: Settings) -> None:
         return _page(
             "run.html",
             run=run,
+            counts_changes=counts_changes(run["mode"]),
             steps=_steps_chart(run.get("step_seconds") or {}),
             labels=[t for t in tables if t["object_kind"] == "node"],
             mappings=[t for t in tables if t["object_kind"] == "relationship"],

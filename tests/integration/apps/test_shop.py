@@ -13,7 +13,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -34,12 +33,11 @@ from benchmarks.shop_week import simulate_week
 from bulk360 import RunSummary
 from bulk360.apps.experiments import Arm, assign, create_experiment, find_experiment
 from bulk360.apps.recommend import STRATEGIES, RecommendOptions, RecommendRun, recommend
-from bulk360.apps.samples import load_sample
 from bulk360.load.cypher import clear_database
 from bulk360.settings import Settings
 from tests.helpers.browser import chromium, console_errors, screenshot
 from tests.helpers.cli import bulk360_cli, cli_env
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import recreate_database, sample_control
 from tests.helpers.neo4j import build_with_admin_mode
 from tests.helpers.redis import redis_server
 from tests.helpers.services import cypher, run_services
@@ -67,12 +65,14 @@ def shop_settings(
     settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     """Both samples in one control database, and a brands table with repeated keys."""
-    recreate_database(settings, SHOP_CONTROL_DB)
-    shop = replace(
-        settings, etl_db_name=SHOP_CONTROL_DB, import_dir=tmp_path_factory.mktemp("shop")
+    shop = sample_control(
+        settings,
+        SHOP_CONTROL_DB,
+        tmp_path_factory.mktemp("shop"),
+        PREFIX,
+        "ecommerce",
+        "customer360",
     )
-    load_sample(shop, "ecommerce", database_prefix=PREFIX)
-    load_sample(shop, "customer360", database_prefix=PREFIX)
     recreate_database(settings, BRANDS_DB)
     with psycopg.connect(**{**settings.control_conninfo(), "dbname": BRANDS_DB}) as conn:
         conn.execute(BRANDS_SQL)  # type: ignore[arg-type]

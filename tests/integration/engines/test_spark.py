@@ -21,7 +21,6 @@ import pytest
 from neo4j import Driver
 
 from bulk360 import RunOptions, RunSummary
-from bulk360.apps.samples import load_sample
 from bulk360.control import connect_control, show_run
 from bulk360.engines import SparkOptions
 from bulk360.engines.spark import SparkEngine
@@ -32,7 +31,7 @@ from bulk360.pipeline import run
 from bulk360.plan import prepare_plan
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli, run_cli, summary_counts
-from tests.helpers.databases import PROBE_DB, recreate_database
+from tests.helpers.databases import PROBE_DB, recreate_database, sample_control
 from tests.helpers.neo4j import check_store
 from tests.helpers.services import run_services
 from tests.helpers.snapshots import Snapshot
@@ -60,12 +59,14 @@ def spark_settings(
 ) -> Settings:
     """Both samples, the all-types probe and a table with repeated and NULL keys, in one
     control database (``control_settings`` made the probe database)."""
-    recreate_database(settings, SPARK_CONTROL_DB)
-    spark = replace(
-        settings, etl_db_name=SPARK_CONTROL_DB, import_dir=tmp_path_factory.mktemp("spark")
+    spark = sample_control(
+        settings,
+        SPARK_CONTROL_DB,
+        tmp_path_factory.mktemp("spark"),
+        PREFIX,
+        "customer360",
+        "ecommerce",
     )
-    load_sample(spark, "customer360", database_prefix=PREFIX)
-    load_sample(spark, "ecommerce", database_prefix=PREFIX)
     recreate_database(settings, PREFIX + "brands")
     with psycopg.connect(**{**settings.control_conninfo(), "dbname": PREFIX + "brands"}) as conn:
         conn.execute(BRANDS)  # type: ignore[arg-type]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -13,11 +12,10 @@ import pytest
 
 from bulk360 import RunOptions
 from bulk360.apps.samples import write_sample_rows
-from bulk360.control.database import init_schema
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database, sample_control
+from tests.helpers.databases import sample_control
 from tests.helpers.services import ROOT
 
 CONTROL_DB = "bulk360_test_mappings"
@@ -54,10 +52,7 @@ def typed(
 def empty(settings: Settings, tmp_path: Path) -> Settings:
     """A control database with its tables and no rows."""
     name = CONTROL_DB + "_empty"
-    recreate_database(settings, name)
-    ours = replace(settings, etl_db_name=name, import_dir=tmp_path / "import")
-    init_schema(ours)
-    return ours
+    return sample_control(settings, name, tmp_path / "import")
 
 
 def cli(settings: Settings, *args: str) -> tuple[int, str]:

@@ -4,7 +4,6 @@ tenant, in bolt, sync and admin mode against the real PostgreSQL and Neo4j."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -12,11 +11,10 @@ import pytest
 from neo4j import Driver
 
 from bulk360 import RunOptions
-from bulk360.control.database import init_schema
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import recreate_database, sample_control
 from tests.helpers.services import cypher, run_services
 
 PREFIX = "bulk360_test_tenants_"
@@ -103,10 +101,7 @@ exclude:
 
 
 def control(settings: Settings, name: str, import_dir: Path) -> Settings:
-    recreate_database(settings, PREFIX + name)
-    ours = replace(settings, etl_db_name=PREFIX + name, import_dir=import_dir)
-    init_schema(ours)
-    return ours
+    return sample_control(settings, PREFIX + name, import_dir)
 
 
 def apply(settings: Settings, path: Path, text: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -14,10 +13,9 @@ import pytest
 from neo4j import Driver
 from psycopg.types.json import Jsonb
 
-from bulk360.control import init_schema
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import recreate_database, sample_control
 from tests.helpers.services import ROOT, cypher
 from tests.helpers.snapshots import Snapshot
 
@@ -36,9 +34,7 @@ def upgraded(
     recreate_database(settings, SOURCE_DB)
     with psycopg.connect(**{**settings.control_conninfo(), "dbname": SOURCE_DB}) as conn:
         conn.execute((FIXTURE / "sources.sql").read_text())  # type: ignore[arg-type]
-    recreate_database(settings, CONTROL_DB)
-    ours = replace(settings, etl_db_name=CONTROL_DB, import_dir=tmp_path_factory.mktemp("format3"))
-    init_schema(ours)
+    ours = sample_control(settings, CONTROL_DB, tmp_path_factory.mktemp("format3"))
     folder = ours.import_dir / FOLDER.name
     shutil.copytree(FOLDER, folder)
     with psycopg.connect(**ours.control_conninfo()) as conn:

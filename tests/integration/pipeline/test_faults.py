@@ -28,13 +28,12 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from bulk360 import RunOptions, SilentReporter
-from bulk360.control import init_schema
 from bulk360.errors import ConfigError, SourceError, TargetError
 from bulk360.package.paths import published_runs
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import cli_env
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import recreate_database, sample_control
 from tests.helpers.services import IN_CI, command_lines, run_services
 from tests.helpers.snapshots import Snapshot
 
@@ -67,13 +66,9 @@ def create_fault_source(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def faults(control_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A control database with the main test control rows and the fault source (inactive)."""
-    recreate_database(control_settings, FAULTS_CONTROL_DB)
-    settings = replace(
-        control_settings,
-        etl_db_name=FAULTS_CONTROL_DB,
-        import_dir=tmp_path_factory.mktemp("faults"),
+    settings = sample_control(
+        control_settings, FAULTS_CONTROL_DB, tmp_path_factory.mktemp("faults")
     )
-    init_schema(settings)
     create_fault_source(settings)
     with (
         psycopg.connect(**control_settings.control_conninfo()) as main,

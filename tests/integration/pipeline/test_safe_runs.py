@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,12 @@ import pytest
 from neo4j import Driver
 
 from bulk360 import RunOptions, RunSummary, SilentReporter
-from bulk360.control import init_schema
 from bulk360.errors import IntegrityError
 from bulk360.package.paths import published_runs
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import bulk360_cli
-from tests.helpers.databases import recreate_database
+from tests.helpers.databases import sample_control
 from tests.helpers.services import cypher
 
 OTHER_CONTROL_DB = "bulk360_test_other_control"
@@ -33,9 +31,7 @@ OTHER_CONTROL_DB = "bulk360_test_other_control"
 
 def make_control(settings: Settings, name: str, import_dir: Path) -> Settings:
     """A new control database mapping only the type probe, sharing ``import_dir``."""
-    recreate_database(settings, name)
-    other = replace(settings, etl_db_name=name, import_dir=import_dir)
-    init_schema(other)
+    other = sample_control(settings, name, import_dir)
     with psycopg.connect(**other.control_conninfo(), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO source_databases (name, db_host, db_port, db_name, db_user,"
