@@ -37,7 +37,8 @@ from bulk360.control.database import connect_control
 from bulk360.control.follow import follow_rows, forget_sources
 from bulk360.control.runlog import RUN_LOCK, RunLog
 from bulk360.errors import Bulk360Error, ConfigError, Interrupted, TargetError
-from bulk360.follow.follower import Follower, FollowOptions, FollowSummary, state_folder
+from bulk360.follow.follower import Follower, state_folder
+from bulk360.follow.session import FollowOptions, FollowSummary
 from bulk360.follow.source import ChangeSource, SlotStatus, slot_status
 from bulk360.follow.store import StateStore, remove_state
 from bulk360.options import Reporter, SilentReporter

@@ -1,4 +1,5 @@
-"""A follow session: the sources' streams applied window by window, with a checkpoint after each.
+"""A follow session: the sources' streams applied window by window, with a checkpoint after each
+(the session's options, summary and per-source state in :mod:`.session`).
 
 Per source, three stages with a checkpoint between, as pgcopydb's follow:
 
@@ -7,9 +8,10 @@ Per source, three stages with a checkpoint between, as pgcopydb's follow:
 2. **transform** (:mod:`.changes`, :mod:`.transform`): the messages as changes in commit order,
    gathered into a window (at most ``max_rows`` changes, at most ``max_lag`` seconds), reduced to
    their net effect per row and turned, against the state, into a change set;
-3. **apply** (:func:`bulk360.load.changeset.write_change_set`): the change set written over
-   Bolt, then the **checkpoint**: the state's rows and the source's position in one store
-   transaction, then the slot confirmed, then the position recorded in ``etl_follow_sources``.
+3. **apply** (:mod:`.apply`, :func:`bulk360.load.changeset.write_change_set`): the change set
+   written over Bolt, then the **checkpoint**: the state's rows and the source's position in one
+   store transaction, then the slot confirmed, then the position recorded in
+   ``etl_follow_sources``.
 
 What is applied is idempotent, so a follower killed at any moment applies at most one window
 again and converges. ``--once`` runs the same stages up to a **marker**: a logical message the
@@ -24,10 +26,8 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,88 +36,44 @@ from psycopg import sql
 
 from bulk360.control.follow import (
     follow_rows,
-    record_caught_up,
-    record_position,
     register_source,
 )
-from bulk360.control.notify import announce
 from bulk360.control.runlog import RunLog
 from bulk360.errors import ConfigError, SourceError, StateError, ValidationFailed
+from bulk360.follow.apply import Apply
 from bulk360.follow.bootstrap import Bootstrap
 from bulk360.follow.changes import (
     MARKER_PREFIX,
     Decoder,
     Expected,
     Marker,
-    Window,
     WindowBuilder,
-    format_lsn,
     parse_lsn,
 )
+from bulk360.follow.session import (
+    AGAIN,
+    DROP,
+    ConnectionLost,
+    FollowOptions,
+    FollowSummary,
+    SourceSession,
+    lost,
+)
 from bulk360.follow.source import ChangeSource, identity_columns
-from bulk360.follow.store import Checkpoint, Position, StateStore, StoredTable
+from bulk360.follow.store import StateStore, StoredTable
 from bulk360.follow.stream import ReplicationStream, SlotLost, StreamLost
 from bulk360.follow.transform import (
-    Applied,
     Formatter,
     node_file,
     stored_tables,
-    transform_window,
 )
-from bulk360.load.changeset import write_change_set
 from bulk360.load.cypher import ensure_key_constraints
 from bulk360.load.target import BoltTarget
-from bulk360.load.writer import DriverWriter
-from bulk360.options import Reporter, WriteOptions
+from bulk360.options import Reporter
 from bulk360.plan import Plan, TablePlan, prepare_plan
 from bulk360.settings import Settings
 
-__all__ = ["FollowOptions", "FollowSummary", "Follower", "plan_fingerprint", "state_folder"]
-
-
-@dataclass(frozen=True)
-class FollowOptions(WriteOptions):
-    """How a follower runs (and writes: :class:`~bulk360.options.WriteOptions`)."""
-
-    once: bool = False
-    """Apply everything committed up to the start, then stop (for cron)."""
-    max_lag: float = 1.0
-    """Seconds a window may gather changes before it is applied."""
-    max_rows: int = 20_000
-    """Changed rows a window holds at most (a larger transaction is applied in parts)."""
-    clear: bool = False
-    """Build the graph and the state anew from the sources (the first start, or a state that
-    cannot be used): the graph cleared and written by bolt mode."""
-    marker_seconds: float = 1.0
-    """How often a running follower asks each source whether it is caught up (a marker)."""
-
-
-@dataclass
-class FollowSummary:
-    """What a follow session did."""
-
-    run_id: int
-    started: str = "state"
-    """``snapshot`` (slots created, the graph made from their snapshots) or ``state``."""
-    transactions: int = 0
-    changes: int = 0
-    windows: int = 0
-    applied: Applied = field(default_factory=Applied)
-    positions: dict[str, str] = field(default_factory=dict)
-    lags: list[float] = field(default_factory=list)
-    """Seconds from each window's last commit to its checkpoint."""
-    seconds: float = 0.0
-    began: float = field(default_factory=time.perf_counter)
-    stages: dict[str, float] = field(default_factory=dict)
-    """Seconds spent per stage: ``decode`` (the stream's messages into windows), ``format``
-    (the source formats the window's values), ``transform`` (the change set against the
-    state), ``write`` (Neo4j), ``checkpoint`` (the state and the position on disk)."""
-
-    def timed(self, stage: str, since: float) -> float:
-        """Add the time since ``since`` to ``stage``; now."""
-        now = time.perf_counter()
-        self.stages[stage] = self.stages.get(stage, 0.0) + now - since
-        return now
+__all__ = ["Follower", "plan_fingerprint", "state_folder"]
 
 
 def plan_fingerprint(plan: Plan) -> str:
@@ -149,32 +105,6 @@ def state_folder(settings: Settings, instance: str) -> Path:
     return settings.import_dir / "follow" / instance
 
 
-@dataclass
-class _Source:
-    """One source while it is followed."""
-
-    change: ChangeSource
-    tables: list[TablePlan]
-    identities: dict[str, tuple[str, ...]]
-    expected: list[Expected]
-    formatters: dict[str, Formatter]
-    conn: Any = None
-    """A plain session: the formatting of a window's values, and the markers."""
-    stream: ReplicationStream | None = None
-    decoder: Decoder | None = None
-    builder: WindowBuilder | None = None
-    target: str | None = None
-    """``--once``: the marker that ends the session for this source."""
-    done: bool = False
-    markers: dict[str, datetime] = field(default_factory=dict)
-    """Markers written and not yet back, with when they were written (the source's clock)."""
-    marked: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.change.source.name
-
-
 class Follower:
     """One follow session of the control database ``settings`` names."""
 
@@ -190,7 +120,7 @@ class Follower:
         self.reporter = reporter
         self.stopping = stopping
         self.plan = prepare_plan(settings)
-        self.sources: list[_Source] = []
+        self.sources: list[SourceSession] = []
         self.store: StateStore | None = None
         self.tables: list[StoredTable] = []
         self.folder: Path | None = None
@@ -210,7 +140,7 @@ class Follower:
         if followed and not known:
             raise StateError(
                 f"follow's state {StateStore.path_in(self.folder)} is missing (deleted?) while "
-                f"{', '.join(followed)} are followed: {_DROP}"
+                f"{', '.join(followed)} are followed: {DROP}"
             )
         problems: list[str] = []
         for source in self.plan.sources:
@@ -225,7 +155,7 @@ class Follower:
                 problems.append(str(exc))
                 continue
             formatters = {t.name: Formatter(t, identities[t.name]) for t in tables}
-            self.sources.append(_Source(change, tables, identities, expected, formatters))
+            self.sources.append(SourceSession(change, tables, identities, expected, formatters))
         if problems:
             raise ValidationFailed(problems)
         identities = {n: i for s in self.sources for n, i in s.identities.items()}
@@ -278,13 +208,13 @@ class Follower:
             try:
                 self._stream(log, summary)
                 return
-            except _ConnectionLost as exc:
+            except ConnectionLost as exc:
                 now = time.monotonic()
                 if windows_at_loss != summary.windows or lost_since is None:
                     lost_since = now  # a loss after progress starts the clock again
                 windows_at_loss = summary.windows
                 if self.options.once or now - lost_since > self.options.retry_seconds:
-                    raise SourceError(f"{exc}; {_AGAIN}") from None
+                    raise SourceError(f"{exc}; {AGAIN}") from None
                 self.reporter.note(f"{exc}; connecting again")
                 time.sleep(min(2.0, self.options.retry_seconds / 10))
 
@@ -292,28 +222,38 @@ class Follower:
         assert self.store is not None
         options = self.options
         bolt = BoltTarget(self.settings, options)
-        with _lost("the control database"):
+        with lost("the control database"):
             log.hold()
         with ExitStack() as stack:
             stack.callback(self._disconnect)
             driver = bolt.connect()
             stack.callback(driver.close)
             if not self.constrained:
-                with bolt.failures(_AGAIN):  # a graph admin mode built has none yet
+                with bolt.failures(AGAIN):  # a graph admin mode built has none yet
                     keys = [(t.label, node_file(t).keys) for t in self.plan.tables if t.label]
                     ensure_key_constraints(driver, bolt.database, keys)
                 self.constrained = True
             writer = bolt.driver_writer(driver)
             bolt.writer = writer
             for source in self.sources:
-                with _lost(f"source '{source.name}'"):
+                with lost(f"source '{source.name}'"):
                     self._connect(source)
-            apply = _Apply(self, writer, driver, bolt.database, log, summary)
+            apply = Apply(
+                self.settings,
+                self.plan,
+                self.store,
+                options,
+                writer,
+                driver,
+                bolt.database,
+                log,
+                summary,
+            )
             noted = time.monotonic()
             while not self.stopping():
                 busy = False
                 for source in self.sources:
-                    with _lost(f"source '{source.name}'"), bolt.failures(_AGAIN):
+                    with lost(f"source '{source.name}'"), bolt.failures(AGAIN):
                         busy |= self._turn(source, apply)
                     if self.stopping():
                         break
@@ -329,10 +269,10 @@ class Follower:
             for source in self.sources:
                 assert source.builder is not None
                 if not source.builder.window.empty:
-                    with _lost(f"source '{source.name}'"), bolt.failures(_AGAIN):
+                    with lost(f"source '{source.name}'"), bolt.failures(AGAIN):
                         apply(source, source.builder.cut())
 
-    def _connect(self, source: _Source) -> None:
+    def _connect(self, source: SourceSession) -> None:
         assert self.store is not None and self.folder is not None
         applied = parse_lsn(self.store.positions[source.name].lsn)
         source.conn = source.change.session()
@@ -351,9 +291,9 @@ class Follower:
         try:
             source.stream.start()
         except SlotLost as exc:
-            raise ConfigError(f"{exc}: {_DROP}") from None
+            raise ConfigError(f"{exc}: {DROP}") from None
         except StreamLost as exc:
-            raise _ConnectionLost(str(exc)) from None
+            raise ConnectionLost(str(exc)) from None
         if self.options.once and not source.done:
             source.target = f"{self.token}:once"
             self._mark(source, source.target)
@@ -371,7 +311,7 @@ class Follower:
                 source.conn.close()
             source.stream = source.decoder = source.builder = source.conn = None
 
-    def _mark(self, source: _Source, content: str) -> None:
+    def _mark(self, source: SourceSession, content: str) -> None:
         """A marker into the source's WAL; when it was written, by the source's clock."""
         row = source.conn.execute(
             "SELECT clock_timestamp() FROM pg_logical_emit_message(false, %s, %s)",
@@ -380,7 +320,7 @@ class Follower:
         source.markers[content] = row[0]
         source.marked = time.monotonic()
 
-    def _turn(self, source: _Source, apply: _Apply) -> bool:
+    def _turn(self, source: SourceSession, apply: Apply) -> bool:
         """One turn of a source: what it received gathered, ready windows applied; whether
         anything was done."""
         assert source.stream is not None and source.decoder is not None
@@ -389,9 +329,9 @@ class Follower:
         try:
             received = source.stream.get(0)
         except SlotLost as exc:
-            raise ConfigError(f"{exc}: {_DROP}") from None
+            raise ConfigError(f"{exc}: {DROP}") from None
         except StreamLost as exc:
-            raise _ConnectionLost(str(exc)) from None
+            raise ConnectionLost(str(exc)) from None
         began = time.perf_counter()
         for message in received:
             source.decoder.take(message.message)
@@ -422,110 +362,6 @@ class Follower:
             source.markers.clear()  # a marker not back in 10 s is written again
             self._mark(source, f"{self.token}:{time.monotonic_ns()}")
         return busy
-
-
-class _Apply:
-    """Applies one source's window: transform, the writes, the checkpoint, the slot."""
-
-    def __init__(
-        self,
-        follower: Follower,
-        writer: DriverWriter,
-        driver: Any,
-        database: str,
-        log: RunLog,
-        summary: FollowSummary,
-    ) -> None:
-        self.follower = follower
-        self.writer = writer
-        self.driver = driver
-        self.database = database
-        self.log = log
-        self.summary = summary
-
-    def __call__(self, source: _Source, window: Window) -> None:
-        follower = self.follower
-        store = follower.store
-        assert store is not None and source.stream is not None
-        settings, summary = follower.settings, self.summary
-        if window.rows or window.end is not None:
-            began = time.perf_counter()
-            formatted = {
-                name: source.formatters[name].format(source.conn, list(change.upserts.values()))
-                for name, change in window.changes.items()
-            }
-            began = summary.timed("format", began)
-            transformed = transform_window(follower.plan, store, window.changes, formatted)
-            began = summary.timed("transform", began)
-            write_change_set(self.writer, self.driver, self.database, transformed.changes, _nothing)
-            began = summary.timed("write", began)
-            end = window.end
-            position = (
-                Position(format_lsn(end.end_lsn), end.commit_time.isoformat())
-                if end is not None
-                else None
-            )
-            applied_to = end.end_lsn if end is not None else window.from_lsn
-            done = Checkpoint(
-                source.name,
-                format_lsn(window.from_lsn),
-                format_lsn(applied_to),
-                window.transactions,
-                window.rows,
-                window.partial,
-            )
-            store.checkpoint(transformed.writes, transformed.next_ids, done, position)
-            summary.timed("checkpoint", began)
-            summary.windows += 1
-            summary.transactions += window.transactions
-            summary.changes += window.rows
-            summary.applied.add(Applied.of(transformed.changes))
-            if end is not None:
-                source.stream.confirm(end.end_lsn)
-                summary.positions[source.name] = format_lsn(end.end_lsn)
-                summary.lags.append((datetime.now(UTC) - end.commit_time).total_seconds())
-                with _lost("the control database"):
-                    record_position(
-                        settings, source.name, format_lsn(end.end_lsn), end.commit_time,
-                        self.log.run_id,
-                    )  # fmt: skip
-            touched = self.writer.take_touched()
-            if touched:
-                with _lost("the control database"):
-                    announce(settings, "graph", touched)
-        # Everything before each marker of the window is applied now: caught up as of then.
-        written = [source.markers.pop(m) for m in window.markers if m in source.markers]
-        if written and not follower.options.once:
-            with _lost("the control database"):
-                record_caught_up(settings, [source.name], max(written))
-
-
-_AGAIN = "run bulk360 follow again: it picks up where it stopped"
-_DROP = "bulk360 follow --clear builds the graph and the state again from the sources (or bulk360 follow stop --drop, then bulk360 follow)"
-
-
-_CONTROL_LOST = ("cannot connect to the control database", "writing to the control database")
-
-
-class _ConnectionLost(Exception):
-    """A connection to a source or to the control database broke mid-stream."""
-
-
-@contextmanager
-def _lost(what: str) -> Iterator[None]:
-    """A connection lost mid-stream (a restart, a network cut) as :class:`_ConnectionLost`."""
-    try:
-        yield
-    except (psycopg.OperationalError, SourceError, ConfigError) as exc:
-        if isinstance(exc, ConfigError) and not str(exc).startswith(_CONTROL_LOST):
-            raise
-        lines = str(exc).strip().splitlines()
-        reason = lines[-1].strip() if lines else type(exc).__name__
-        raise _ConnectionLost(f"{what}: the connection was lost ({reason})") from None
-
-
-def _nothing(task: str, rows: int) -> None:
-    return None
 
 
 def _progress(summary: FollowSummary, idle: bool) -> str:

@@ -1,5 +1,5 @@
-"""Step 4 with the local engine: node checks, and relationship joins by the rules of
-:mod:`bulk360.plan.rules` as Polars joins on key columns only.
+"""Step 4 with the local engine: node checks, and relationship joins by the procedure of
+:mod:`bulk360.engines.joins` as Polars joins on key columns only.
 
 The readers parse each table while they write it, and only the columns that a join, an id check
 or a relationship property needs (:func:`needed_columns`, see :mod:`bulk360.engines.local.extract`); every
@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from bulk360.engines.joins import relate, related_rows
 from bulk360.errors import IntegrityError
 from bulk360.package.results import NodeCheck, RelationshipResult
 from bulk360.plan import Plan, RelationshipPlan, TablePlan
 from bulk360.plan.ids import IdRange
-from bulk360.plan.rules import MappingLedger, Role, SideCounts, counted_sides, driving_side
+from bulk360.plan.rules import Role
 
 __all__ = [
+    "OPS",
+    "PolarsOps",
     "build_relationship",
     "check_nodes",
     "joined",
@@ -75,113 +77,51 @@ def needed_columns(plan: Plan) -> dict[str, list[str]]:
     return {name: list(dict.fromkeys(columns)) for name, columns in needed.items()}
 
 
-def _side(frame: pl.DataFrame, role: Role, plan: RelationshipPlan) -> pl.LazyFrame:
-    """One side's rows that its filters keep (rule 1), its columns renamed ``role|header`` so
-    that sides cannot clash."""
-    side = frame.lazy()
-    for header, values in plan.filters_of(role):
-        wanted = pl.Series(values, dtype=pl.String).cast(frame.schema[header])
-        side = side.filter(pl.col(header).is_in(wanted.implode()))
-    return side.select([pl.col(c).alias(f"{role}|{c}") for c in plan.side_headers(role)])
+class PolarsOps:
+    """The join procedure's frame operations (:mod:`bulk360.engines.joins`) on Polars lazy
+    frames; a side's columns are named ``role|header``."""
+
+    def side(self, frame: pl.DataFrame, role: Role, plan: RelationshipPlan) -> pl.LazyFrame:
+        side = frame.lazy()
+        for header, values in plan.filters_of(role):
+            wanted = pl.Series(values, dtype=pl.String).cast(frame.schema[header])
+            side = side.filter(pl.col(header).is_in(wanted.implode()))
+        return side.select([pl.col(c).alias(f"{role}|{c}") for c in plan.side_headers(role)])
+
+    def column(self, plan: RelationshipPlan, role: Role, header: str) -> str:
+        return f"{role}|{header}"
+
+    def join(
+        self, left: pl.LazyFrame, left_on: list[str], right: pl.LazyFrame, right_on: list[str]
+    ) -> pl.LazyFrame:
+        return left.join(right, left_on=left_on, right_on=right_on)
+
+    def semi(
+        self, left: pl.LazyFrame, left_on: list[str], right: pl.LazyFrame, right_on: list[str]
+    ) -> pl.LazyFrame:
+        return left.join(right.select(right_on), left_on=left_on, right_on=right_on, how="semi")
+
+    def drop_nulls(self, frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+        return frame.drop_nulls(columns)
+
+    def is_unique(self, frame: pl.LazyFrame, columns: list[str]) -> bool:
+        keys = frame.select(columns).drop_nulls()
+        key = pl.col(columns[0]) if len(columns) == 1 else pl.struct(columns)
+        row = keys.select(total=pl.len(), distinct=key.n_unique()).collect().row(0)
+        return bool(row[0] == row[1])
+
+    def numbered(self, frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+        return frame.with_row_index(column)
+
+    def distinct(self, frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+        return frame.select(columns).unique()
+
+    def counts(self, frames: list[pl.LazyFrame]) -> list[int]:
+        # Collected together: the parts the queries share are computed once.
+        return [int(f.item()) for f in pl.collect_all([q.select(pl.len()) for q in frames])]
 
 
-def _is_unique(side: pl.LazyFrame, keys: list[str]) -> bool:
-    frame = side.select(keys).drop_nulls()
-    key = pl.col(keys[0]) if len(keys) == 1 else pl.struct(keys)
-    row = frame.select(total=pl.len(), distinct=key.n_unique()).collect().row(0)
-    return bool(row[0] == row[1])
-
-
-def _counted(queries: list[pl.LazyFrame]) -> list[SideCounts]:
-    """Side counts from (side, its rows with keys set, those matched) query triples, collected
-    together (common parts computed once)."""
-    counts = [int(f.item()) for f in pl.collect_all([q.select(pl.len()) for q in queries])]
-    return [SideCounts(*counts[i : i + 3]) for i in range(0, len(counts), 3)]
-
-
-def _direct_keys(plan: RelationshipPlan) -> dict[Role, list[str]]:
-    return {
-        "from": [f"from|{f}" for f, _ in plan.from_to_keys],
-        "to": [f"to|{t}" for _, t in plan.from_to_keys],
-    }
-
-
-def _direct(
-    plan: RelationshipPlan, sides: Mapping[Role, pl.LazyFrame]
-) -> tuple[pl.LazyFrame, Role, dict[Role, SideCounts]]:
-    """A direct mapping: the joined rows, the driving side and the counted sides' counts."""
-    keys = _direct_keys(plan)
-    joined = sides["from"].join(sides["to"], left_on=keys["from"], right_on=keys["to"])
-    from_unique = _is_unique(sides["from"], keys["from"])
-    to_unique = _is_unique(sides["to"], keys["to"])
-    counted = counted_sides(from_unique, to_unique)
-    queries: list[pl.LazyFrame] = []
-    for role in counted:
-        other: Role = "to" if role == "from" else "from"
-        referring = sides[role].drop_nulls(keys[role])
-        matched = referring.join(sides[other], left_on=keys[role], right_on=keys[other], how="semi")
-        queries += [sides[role], referring, matched]
-    counts = dict(zip(counted, _counted(queries), strict=True))
-    return joined, driving_side(from_unique, to_unique), counts
-
-
-@dataclass(frozen=True)
-class _LinkKeys:
-    """The renamed key columns of a mapping through a link table."""
-
-    from_keys: list[str]
-    link_from: list[str]
-    link_to: list[str]
-    to_keys: list[str]
-    extra_from: list[str]
-    """From-to pairs that narrow the link's matches (a term between the two ends)."""
-    extra_to: list[str]
-
-    @classmethod
-    def of(cls, plan: RelationshipPlan) -> _LinkKeys:
-        return cls(
-            [f"from|{f}" for f, _ in plan.from_link_keys],
-            [f"link|{k}" for _, k in plan.from_link_keys],
-            [f"link|{k}" for k, _ in plan.link_to_keys],
-            [f"to|{t}" for _, t in plan.link_to_keys],
-            [f"from|{f}" for f, _ in plan.from_to_keys],
-            [f"to|{t}" for _, t in plan.from_to_keys],
-        )
-
-    def join(self, link: pl.LazyFrame, sides: Mapping[Role, pl.LazyFrame]) -> pl.LazyFrame:
-        """Each link row with every from row and to row it names (rule 3)."""
-        return link.join(sides["from"], left_on=self.link_from, right_on=self.from_keys).join(
-            sides["to"],
-            left_on=[*self.link_to, *self.extra_from],
-            right_on=[*self.to_keys, *self.extra_to],
-        )
-
-
-def _through_link(
-    plan: RelationshipPlan, sides: Mapping[Role, pl.LazyFrame]
-) -> tuple[pl.LazyFrame, SideCounts]:
-    """A mapping through a link table: the joined rows and the link side's counts."""
-    keys = _LinkKeys.of(plan)
-    referring = sides["link"].drop_nulls([*keys.link_from, *keys.link_to])
-    if not keys.extra_from:
-        joined = keys.join(referring, sides)
-        # A link row relates something when both its ends exist: two semi-joins, no join.
-        matched = referring.join(
-            sides["from"], left_on=keys.link_from, right_on=keys.from_keys, how="semi"
-        ).join(
-            sides["to"].select(keys.to_keys),
-            left_on=keys.link_to,
-            right_on=keys.to_keys,
-            how="semi",
-        )
-        (counts,) = _counted([sides["link"], referring, matched])
-        return joined, counts
-    # A term between the two ends: which link rows relate anything shows only in the join.
-    numbered = referring.with_row_index("link|row")
-    joined = keys.join(numbered, sides)
-    matched = numbered.join(joined.select("link|row").unique(), on="link|row", how="semi")
-    (counts,) = _counted([sides["link"], numbered, matched])
-    return joined.drop("link|row"), counts
+OPS = PolarsOps()
 
 
 def _relationships(plan: RelationshipPlan, joined: pl.LazyFrame) -> pl.LazyFrame:
@@ -199,14 +139,7 @@ def joined(plan: RelationshipPlan, frames: Mapping[Role, pl.DataFrame]) -> pl.La
 
     ``frames`` holds each side's rows by role (a self-join's two sides may differ): the
     follower joins the rows a change touched against the rest of the state this way."""
-    sides = {role: _side(frames[role], role, plan) for role in plan.roles}
-    if plan.link_table is None:
-        keys = _direct_keys(plan)
-        rows = sides["from"].join(sides["to"], left_on=keys["from"], right_on=keys["to"])
-    else:
-        link = _LinkKeys.of(plan)
-        rows = link.join(sides["link"].drop_nulls([*link.link_from, *link.link_to]), sides)
-    return _relationships(plan, rows)
+    return _relationships(plan, related_rows(OPS, plan, frames))
 
 
 def build_relationship(
@@ -215,13 +148,8 @@ def build_relationship(
     """Join the sides of ``plan`` by its rules and write ``:START_ID,:END_ID,properties`` to
     ``out``."""
     started = time.perf_counter()
-    sides = {role: _side(frames[plan.table(role).name], role, plan) for role in plan.roles}
-    if plan.link_table is None:
-        rows, driving, counts = _direct(plan, sides)
-    else:
-        rows, link = _through_link(plan, sides)
-        driving, counts = "link", {"link": link}
-    frame = _relationships(plan, rows).collect()
+    related = relate(OPS, plan, {role: frames[plan.table(role).name] for role in plan.roles})
+    frame = _relationships(plan, related.rows).collect()
     frame.write_csv(out)
     texts = [h for _, h in plan.properties if h.endswith((":string", ":string[]"))]
     multiline = bool(texts) and bool(
@@ -231,8 +159,8 @@ def build_relationship(
         plan,
         out,
         frame.height,
-        MappingLedger.of(driving, counts[driving]),
-        orphans={role: c.orphaned for role, c in counts.items()},
+        related.ledger,
+        orphans=related.orphans,
         seconds=time.perf_counter() - started,
         multiline=multiline,
     )
