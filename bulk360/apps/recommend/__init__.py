@@ -7,11 +7,12 @@ categories) into Polars. The strategies then score (customer, product) candidate
   products' weighted customer vectors; ``view`` < ``add_to_cart`` < ``purchase`` by default);
 - ``copurchase``: products bought in the same orders as the customer's purchases;
 - ``pagerank``: personalized PageRank from the customer over the weighted customer-product graph
-  (igraph);
+  (one linear solve for all customers, SciPy);
 - ``community``: what the customer's community (Louvain communities of the same graph, igraph;
   stored as the ``community`` property of the customer nodes) engages with most;
 - ``node2vec``: the products nearest to the customer's vector among node2vec embeddings of the
   customer-product-category graph (:mod:`bulk360.apps.recommend.embeddings`; gensim's Word2Vec);
+  only when asked for: it is not among the default strategies;
 - ``popular``: the cold start — popular products of the customer's favourite categories, then
   popular products overall.
 
@@ -24,7 +25,8 @@ purchase, held out of the data the strategy sees.
 
 The package holds one file per job: :mod:`.read` (the graph into edge lists, :mod:`.graph`),
 :mod:`.scoring` (the strategies), :mod:`.rank` (top N, cold start, reasons: :mod:`.reasons`,
-:mod:`.content`), :mod:`.evaluate` (the hit rate), :mod:`.store` (Parquet, the control database,
+:mod:`.content`), :mod:`.evaluate` (the hit rate), :mod:`.offline` (``recommend evaluate``:
+the split by time, the field's metrics, the peer baselines), :mod:`.store` (Parquet, the control database,
 the graph's communities); node2vec's vectors in :mod:`.embeddings`. Here: the run.
 """
 

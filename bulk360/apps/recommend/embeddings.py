@@ -159,10 +159,16 @@ def embed(data: GraphData, options: RecommendOptions) -> Embeddings:
     )
 
 
-def nearest_products(embeddings: Embeddings, targets: list[str], depth: int) -> pl.DataFrame:
-    """(customer, product, score): the ``depth`` products nearest to each target customer."""
+def nearest_products(
+    embeddings: Embeddings, targets: list[str], depth: int, affinity: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """(customer, product, score): the ``depth`` products nearest to each target customer; the
+    customer's vector is their node's, or with ``affinity`` (customer, product, w) the mean of
+    their products' vectors weighted by ``w``."""
     customers, customer_vectors = embeddings.of("c")
     products, product_vectors = embeddings.of("p")
+    if affinity is not None:
+        customers, customer_vectors = _mean_vectors(affinity, products, product_vectors)
     index = {c: i for i, c in enumerate(customers)}
     rows: dict[str, list[object]] = {"customer": [], "product": [], "score": []}
     known = [c for c in targets if c in index]
@@ -181,6 +187,31 @@ def nearest_products(embeddings: Embeddings, targets: list[str], depth: int) -> 
     return pl.DataFrame(
         rows, schema={"customer": pl.String, "product": pl.String, "score": pl.Float64}
     )
+
+
+def _mean_vectors(
+    affinity: pl.DataFrame, products: list[str], vectors: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Each customer's unit vector: their products' vectors weighted by their event weights."""
+    from scipy.sparse import csr_matrix
+
+    column = {p: i for i, p in enumerate(products)}
+    known = affinity.filter(pl.col("product").is_in(products))
+    customers = sorted(set(known.get_column("customer")))
+    row = {c: i for i, c in enumerate(customers)}
+    weights = csr_matrix(
+        (
+            known.get_column("w").to_numpy(),
+            (
+                [row[c] for c in known.get_column("customer")],
+                [column[p] for p in known.get_column("product")],
+            ),
+        ),
+        shape=(len(customers), len(products)),
+    )
+    mean = np.asarray(weights @ vectors)
+    norms = np.linalg.norm(mean, axis=1, keepdims=True)
+    return customers, mean / np.where(norms == 0, 1, norms)
 
 
 def similar_products(embeddings: Embeddings, per_product: int) -> pl.DataFrame:

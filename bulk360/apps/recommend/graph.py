@@ -15,7 +15,7 @@ class GraphData:
 
     customers: pl.DataFrame  # customer, element_id
     interactions: pl.DataFrame  # customer, product, type, weight, at
-    order_lines: pl.DataFrame  # customer, order, product
+    order_lines: pl.DataFrame  # customer, order, product, at (the order's time)
     categories: pl.DataFrame  # product, category
     names: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
@@ -35,7 +35,10 @@ class GraphData:
         events = self.interactions.filter(pl.col("type") == purchase_type)
         return (
             pl.concat(
-                [events.select("customer", "product"), self.order_lines.select(pl.exclude("order"))]
+                [
+                    events.select("customer", "product"),
+                    self.order_lines.select("customer", "product"),
+                ]
             )
             .unique()
             .sort("customer", "product")

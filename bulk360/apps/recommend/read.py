@@ -55,7 +55,7 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         f"MATCH (c:{customer})-[:{quoted(o.placed_type)}]->(o:{quoted(o.order_label)})"
         f"-[:{quoted(o.contains_type)}]->(p:{product}) "
         f"RETURN DISTINCT toString(c.{key}) AS customer, elementId(o) AS order, "
-        f"toString(p.{key}) AS product",
+        f"toString(p.{key}) AS product, toString(o.{quoted(o.order_time_property)}) AS at",
     )
     categories = records(
         driver,
@@ -91,7 +91,7 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         .join(weights, on="type")
         .sort("customer", "product", "at", "type"),
         order_lines=pl.DataFrame(
-            lines, schema={"customer": text, "order": text, "product": text}
+            lines, schema={"customer": text, "order": text, "product": text, "at": text}
         ).sort("customer", "order", "product"),
         categories=pl.DataFrame(categories, schema={"product": text, "category": text}).sort(
             "product", "category"

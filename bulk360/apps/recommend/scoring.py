@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from bulk360.apps.recommend.graph import GraphData
@@ -126,30 +126,88 @@ def _customer_product_graph(data: GraphData) -> tuple[igraph.Graph, list[str], l
     return graph, customers, products
 
 
+DAMPING = 0.85
+"""PageRank's damping factor (igraph's default): the walk goes on with this probability."""
+
+DENSE_PRODUCTS = 12_000
+"""Up to this many products, the products' system is solved as one dense inverse."""
+
+BATCH = 256
+"""Beyond it, customers whose ranks are solved at once over the whole sparse graph."""
+
+
+def _product_ranks(
+    b: Any, customer_strength: np.ndarray, product_strength: np.ndarray, columns: list[int]
+) -> np.ndarray:
+    """Personalized PageRank of every product (rows) for walks restarting at each customer of
+    ``columns``; ``b`` is the products-by-customers matrix of edge weights.
+
+    A walk restarting at customer ``s`` alternates customers and products, so the product ranks
+    solve ``(I - d²·B·Sc⁻¹·Bᵀ·Sp⁻¹) r = d(1 - d)·B·Sc⁻¹·e_s`` (``S`` the strengths, ``d`` the
+    damping), a system as large as the catalogue and the same for every customer: inverted once,
+    densely, its solutions for all customers are one product with a sparse matrix. A larger
+    catalogue is solved over the whole sparse graph, factorised once (SuperLU), in batches.
+    """
+    from scipy.sparse import bmat, csc_matrix, diags, identity
+    from scipy.sparse.linalg import splu
+
+    def inverse(strength: np.ndarray) -> Any:
+        return diags(np.divide(1.0, strength, out=np.zeros_like(strength), where=strength > 0))
+
+    to_products = b @ inverse(customer_strength)  # customer → product transitions
+    to_customers = b.T @ inverse(product_strength)
+    if b.shape[0] <= DENSE_PRODUCTS:
+        system = np.identity(b.shape[0]) - DAMPING**2 * (to_products @ to_customers).toarray()
+        restart = to_products[:, columns] * (DAMPING * (1 - DAMPING))
+        return np.asarray(restart.T @ np.linalg.inv(system).T).T
+    graph = bmat([[None, to_customers], [to_products, None]], format="csc")
+    solver = splu(csc_matrix(identity(graph.shape[0]) - DAMPING * graph))
+    customers = b.shape[1]
+    ranks = []
+    for start in range(0, len(columns), BATCH):
+        batch = columns[start : start + BATCH]
+        e = np.zeros((graph.shape[0], len(batch)))
+        e[batch, np.arange(len(batch))] = 1 - DAMPING
+        ranks.append(solver.solve(e)[customers:])
+    return np.hstack(ranks) if ranks else np.zeros((b.shape[0], 0))
+
+
 def pagerank(data: GraphData, options: RecommendOptions, targets: list[str]) -> pl.DataFrame:
-    """Personalized PageRank from each customer (with history) over the customer-product graph."""
-    graph, customers, products = _customer_product_graph(data)
+    """Personalized PageRank from each customer (with history) over the customer-product graph
+    (:func:`_product_ranks`): the values igraph's per-customer ``personalized_pagerank`` gives,
+    to its own tolerance, for all customers at once."""
+    from scipy.sparse import csr_matrix
+
+    affinity = _affinity(data)
+    customers = data.customers.get_column("customer").to_list()
+    products = sorted(set(affinity.get_column("product").to_list()))
     if not products:
         return pl.DataFrame(schema=CANDIDATES)
     index = {c: i for i, c in enumerate(customers)}
-    product_vertices = range(len(customers), len(customers) + len(products))
+    product_index = {p: i for i, p in enumerate(products)}
+    b = csr_matrix(
+        (
+            affinity.get_column("w").to_numpy().astype(np.float64),
+            (
+                [product_index[p] for p in affinity.get_column("product")],
+                [index[c] for c in affinity.get_column("customer")],
+            ),
+        ),
+        shape=(len(products), len(customers)),
+    )
+    customer_strength = np.asarray(b.sum(axis=0)).ravel()
+    product_strength = np.asarray(b.sum(axis=1)).ravel()
+    engaged = [c for c in targets if c in index and customer_strength[index[c]] > 0]
+    ranks = _product_ranks(b, customer_strength, product_strength, [index[c] for c in engaged]).T
     bought = data.purchased(options.purchase_type).group_by("customer").agg(pl.len())
     counts = dict(zip(bought.get_column("customer"), bought.get_column("len"), strict=True))
-    rows: dict[str, list[Any]] = {"customer": [], "product": [], "score": []}
-    for customer in targets:
-        vertex = index.get(customer)
-        if vertex is None or graph.degree(vertex) == 0:
-            continue
-        ranks = graph.personalized_pagerank(
-            vertices=product_vertices, reset_vertices=[vertex], weights="weight", directed=False
-        )
-        keep = options.top_n + counts.get(customer, 0)
-        best = heapq.nlargest(keep, zip(ranks, products, strict=True), key=lambda r: r[0])
-        for score, product in best:
-            rows["customer"].append(customer)
-            rows["product"].append(product)
-            rows["score"].append(score)
-    return pl.DataFrame(rows, schema=CANDIDATES)
+    found: dict[str, list[Any]] = {"customer": [], "product": [], "score": []}
+    for customer, scores in zip(engaged, ranks, strict=True):
+        best = np.argsort(-scores, kind="stable")[: options.top_n + counts.get(customer, 0)]
+        found["customer"] += [customer] * len(best)
+        found["product"] += [products[i] for i in best]
+        found["score"] += scores[best].tolist()
+    return pl.DataFrame(found, schema=CANDIDATES)
 
 
 def most_purchased(data: GraphData, options: RecommendOptions) -> int:
@@ -241,7 +299,8 @@ def node2vec(
     from bulk360.apps.recommend.embeddings import embed, nearest_products
 
     depth = options.top_n + most_purchased(data, options)
-    return nearest_products(embeddings or embed(data, options), targets, depth)
+    weights = _affinity(data) if options.customer_vector == "products" else None
+    return nearest_products(embeddings or embed(data, options), targets, depth, weights)
 
 
 STRATEGY_FUNCTIONS: dict[str, Strategy] = {

@@ -216,7 +216,11 @@ def test_shop_graph_counts_equal_the_same_joins_in_sql(
 def recommended(
     shop_settings: Settings, shop_run: RunSummary, neo4j_driver: Driver
 ) -> RecommendRun:
-    return recommend(shop_settings, neo4j_driver, RecommendOptions(top_n=TOP_N, eval_customers=300))
+    return recommend(
+        shop_settings,
+        neo4j_driver,
+        RecommendOptions(strategies=STRATEGIES, top_n=TOP_N, eval_customers=300),
+    )
 
 
 def stored(
@@ -381,6 +385,55 @@ def test_node2vec_similar_products_share_a_category_more_often_than_chance(
     total = sum(n for (n,) in sizes)
     chance = sum(n * (n - 1) for (n,) in sizes) / (total * (total - 1))
     assert same > 2 * chance, (same, chance)
+
+
+def test_evaluate_measures_strategies_against_baselines_on_a_split_by_time(
+    shop_settings: Settings, shop_run: RunSummary
+) -> None:
+    """`recommend evaluate --json` on the shop's graph: the figures, their intervals, the counts
+    (checked against SQL), and the ordering a shop would expect (a graph strategy and ALS far
+    above random); a cut after the last purchase is one line, exit 2, and nothing is stored."""
+    (last,) = shop_sql(
+        shop_settings,
+        "SELECT max(t) FROM (SELECT max(occurred_at) AS t FROM events WHERE event_type = 'purchase'"
+        " UNION ALL SELECT max(created_at) FROM orders) AS times",
+    )[0]
+    methods = ("community", "als", "random")
+    printed = bulk360_cli(
+        shop_settings,
+        shop_settings.import_dir,
+        *("recommend", "evaluate", "--holdout-days", "30", "--json"),
+        *(arg for m in methods for arg in ("--strategy", m)),
+    )
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    result = json.loads(printed.stdout)
+    assert set(result["methods"]) == set(methods)
+    cut = datetime.fromisoformat(result["cut"])
+    assert cut == last - timedelta(days=30)
+    (customers,) = shop_sql(shop_settings, "SELECT count(*) FROM customers")[0]
+    assert result["customers"] + result["left_out"] == customers
+    for name, row in result["methods"].items():
+        assert row["customers"] == result["customers"] > 100
+        for metric, figure in row["metrics"].items():
+            assert 0 <= figure["low"] <= figure["value"] <= figure["high"] <= 1, (name, metric)
+    ndcg = {m: result["methods"][m]["metrics"]["ndcg@10"] for m in methods}
+    assert ndcg["community"]["low"] > ndcg["random"]["high"]
+    assert ndcg["als"]["low"] > ndcg["random"]["high"]
+    runs_before = _recommendation_runs(shop_settings)
+    late = bulk360_cli(
+        shop_settings,
+        shop_settings.import_dir,
+        *("recommend", "evaluate", "--cut", "2100-01-01T00:00:00", "--strategy", "popular"),
+    )
+    assert late.returncode == 2, late.stdout + late.stderr
+    assert "no purchases after the cut" in late.stderr and "Traceback" not in late.stderr
+    assert len(late.stderr.strip().splitlines()) == 1, late.stderr
+    assert _recommendation_runs(shop_settings) == runs_before
+
+
+def _recommendation_runs(settings: Settings) -> int:
+    with psycopg.connect(**settings.control_conninfo()) as conn:
+        return int(conn.execute("SELECT count(*) FROM recommendation_runs").fetchone()[0])  # type: ignore[index]
 
 
 def test_embeddings_are_exported_with_their_labels_and_keys(
