@@ -72,6 +72,14 @@ def _weights(text: str) -> dict[str, float]:
     return weights
 
 
+# The graph model's options, the same for `recommend` and `recommend evaluate`.
+Weights = Annotated[str, typer.Option(help="Event weight per relationship type, TYPE=weight,...")]
+WEIGHTS = ",".join(f"{k}={v:g}" for k, v in DEFAULT_WEIGHTS.items())
+PurchaseType = Annotated[str, typer.Option(help="The purchase relationship type.")]
+Label = Annotated[str, typer.Option()]
+KeyProperty = Annotated[str, typer.Option(help="Property holding node keys.")]
+
+
 @recommend_app.callback()
 def recommend_command(
     ctx: typer.Context,
@@ -83,15 +91,11 @@ def recommend_command(
         ),
     ] = None,
     top: Annotated[int, typer.Option(help="Products per customer.")] = 10,
-    weights: Annotated[
-        str, typer.Option(help="Event weight per relationship type, TYPE=weight,...")
-    ] = ",".join(f"{k}={v:g}" for k, v in DEFAULT_WEIGHTS.items()),
-    purchase_type: Annotated[str, typer.Option(help="The purchase relationship type.")] = (
-        "PURCHASED"
-    ),
-    customer_label: Annotated[str, typer.Option()] = "Customer",
-    product_label: Annotated[str, typer.Option()] = "Product",
-    key_property: Annotated[str, typer.Option(help="Property holding node keys.")] = "id",
+    weights: Weights = WEIGHTS,
+    purchase_type: PurchaseType = "PURCHASED",
+    customer_label: Label = "Customer",
+    product_label: Label = "Product",
+    key_property: KeyProperty = "id",
     seed: Annotated[int, typer.Option(help="Seed of community detection and evaluation.")] = 42,
     eval_customers: Annotated[
         int, typer.Option(help="Customers whose last purchase is held out to measure hit rate.")
@@ -173,17 +177,13 @@ def evaluate_command(
         float | None,
         typer.Option(help="The cut this many days before the last purchase (instead of --cut)."),
     ] = None,
-    weights: Annotated[
-        str, typer.Option(help="Event weight per relationship type, TYPE=weight,...")
-    ] = ",".join(f"{k}={v:g}" for k, v in DEFAULT_WEIGHTS.items()),
-    purchase_type: Annotated[str, typer.Option(help="The purchase relationship type.")] = (
-        "PURCHASED"
-    ),
-    customer_label: Annotated[str, typer.Option()] = "Customer",
-    product_label: Annotated[str, typer.Option()] = "Product",
-    category_label: Annotated[str, typer.Option()] = "Category",
+    weights: Weights = WEIGHTS,
+    purchase_type: PurchaseType = "PURCHASED",
+    customer_label: Label = "Customer",
+    product_label: Label = "Product",
+    category_label: Label = "Category",
     in_category_type: Annotated[str, typer.Option()] = "IN_CATEGORY",
-    key_property: Annotated[str, typer.Option(help="Property holding node keys.")] = "id",
+    key_property: KeyProperty = "id",
     seed: Annotated[int, typer.Option(help="Seed of the models and the bootstrap.")] = 42,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -193,22 +193,11 @@ def _mean_vectors(
     affinity: pl.DataFrame, products: list[str], vectors: np.ndarray
 ) -> tuple[list[str], np.ndarray]:
     """Each customer's unit vector: their products' vectors weighted by their event weights."""
-    from scipy.sparse import csr_matrix
+    from bulk360.apps.recommend.graph import keyed_matrix
 
-    column = {p: i for i, p in enumerate(products)}
     known = affinity.filter(pl.col("product").is_in(products))
     customers = sorted(set(known.get_column("customer")))
-    row = {c: i for i, c in enumerate(customers)}
-    weights = csr_matrix(
-        (
-            known.get_column("w").to_numpy(),
-            (
-                [row[c] for c in known.get_column("customer")],
-                [column[p] for p in known.get_column("product")],
-            ),
-        ),
-        shape=(len(customers), len(products)),
-    )
+    weights = keyed_matrix(known, "customer", customers, "product", products)
     mean = np.asarray(weights @ vectors)
     norms = np.linalg.norm(mean, axis=1, keepdims=True)
     return customers, mean / np.where(norms == 0, 1, norms)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import polars as pl
 
-__all__ = ["GraphData"]
+__all__ = ["GraphData", "keyed_matrix"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,26 @@ class GraphData:
             .unique()
             .sort("customer", "product")
         )
+
+
+def keyed_matrix(
+    frame: pl.DataFrame, row: str, rows: list[str], column: str, columns: list[str]
+) -> Any:
+    """The sparse matrix (CSR, float64) of ``frame``'s ``w`` with a row per key of ``rows`` (in
+    the ``row`` column) and a column per key of ``columns``; a frame row with a key in neither
+    list is dropped."""
+    from scipy.sparse import csr_matrix
+
+    rows_at = {key: i for i, key in enumerate(rows)}
+    columns_at = {key: i for i, key in enumerate(columns)}
+    known = frame.filter(pl.col(row).is_in(rows), pl.col(column).is_in(columns))
+    return csr_matrix(
+        (
+            known.get_column("w").to_numpy().astype(np.float64),
+            (
+                [rows_at[key] for key in known.get_column(row)],
+                [columns_at[key] for key in known.get_column(column)],
+            ),
+        ),
+        shape=(len(rows), len(columns)),
+    )

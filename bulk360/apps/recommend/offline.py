@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bulk360.apps.recommend.graph import GraphData
+from bulk360.apps.recommend.graph import GraphData, keyed_matrix
 from bulk360.apps.recommend.rank import compute, rank
-from bulk360.apps.recommend.scoring import CANDIDATES, popular
+from bulk360.apps.recommend.scoring import CANDIDATES, most_purchased, popular, summed_weights
 from bulk360.apps.strategies import STRATEGIES, RecommendOptions
 from bulk360.errors import ConfigError
 
@@ -187,25 +187,6 @@ def cannot_run(method: str, data: GraphData) -> str | None:
     return None
 
 
-def _matrix(train: GraphData, customers: list[str], products: list[str]) -> Any:
-    """The customer-by-product matrix of summed event weights (CSR)."""
-    from scipy.sparse import csr_matrix
-
-    row = {c: i for i, c in enumerate(customers)}
-    column = {p: i for i, p in enumerate(products)}
-    affinity = train.interactions.group_by("customer", "product").agg(w=pl.col("weight").sum())
-    return csr_matrix(
-        (
-            affinity.get_column("w").to_numpy().astype(np.float32),
-            (
-                [row[c] for c in affinity.get_column("customer")],
-                [column[p] for p in affinity.get_column("product")],
-            ),
-        ),
-        shape=(len(customers), len(products)),
-    )
-
-
 def _factorised(
     method: str,
     train: GraphData,
@@ -221,7 +202,8 @@ def _factorised(
     products = sorted(set(train.interactions.get_column("product")))
     if not customers or not products:
         return pl.DataFrame(schema=CANDIDATES)
-    matrix = _matrix(train, customers, products)
+    weights = keyed_matrix(summed_weights(train), "customer", customers, "product", products)
+    matrix = weights.astype(np.float32)
     with threadpool_limits(1, "blas"):  # implicit's own threads, not BLAS's, as it asks
         if method == "als":
             from implicit.cpu.als import AlternatingLeastSquares
@@ -257,9 +239,7 @@ def _baseline(
 ) -> pl.DataFrame:
     """A baseline's ranked lists, through the same ranking and cold start as the strategies."""
     purchased = train.purchased(options.purchase_type)
-    depth = MAP_K + int(
-        purchased.group_by("customer").len().select(pl.col("len").max().fill_null(0)).item()
-    )
+    depth = MAP_K + most_purchased(train, options)
     if method in ("als", "bpr"):
         model = _factorised(method, train, options, targets, depth, **params)
     elif method == "most_popular":
@@ -328,7 +308,8 @@ def measure(
         with warnings.catch_warnings():  # ranx's own casts of its query counts
             warnings.simplefilter("ignore")
             # A customer without a list (nothing left to offer) scores 0.
-            qrels, found = Qrels(relevant), Run(run).make_comparable(Qrels(relevant))
+            qrels = Qrels(relevant)
+            found = Run(run).make_comparable(qrels)
             ranx_evaluate(qrels, found, names, return_mean=False)
         per_customer = {m: np.array([found.scores[m][c] for c in customers]) for m in names}
     else:

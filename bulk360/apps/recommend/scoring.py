@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from bulk360.apps.recommend.graph import GraphData
+from bulk360.apps.recommend.graph import GraphData, keyed_matrix
 from bulk360.apps.strategies import RecommendOptions
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "node2vec",
     "pagerank",
     "popular",
+    "summed_weights",
     "weighted",
 ]
 
@@ -38,7 +39,7 @@ Strategy = Callable[[GraphData, RecommendOptions, list[str]], pl.DataFrame]
 CANDIDATES = {"customer": pl.String, "product": pl.String, "score": pl.Float64}
 
 
-def _affinity(data: GraphData) -> pl.DataFrame:
+def summed_weights(data: GraphData) -> pl.DataFrame:
     """(customer, product, w): the summed event weights of each pair."""
     return data.interactions.group_by("customer", "product").agg(w=pl.col("weight").sum())
 
@@ -66,7 +67,7 @@ def _score_by_neighbours(
 
 def weighted(data: GraphData, options: RecommendOptions, targets: list[str]) -> pl.DataFrame:
     """Item-to-item cosine similarity of event-weighted customer vectors."""
-    affinity = _affinity(data)
+    affinity = summed_weights(data)
     norms = affinity.group_by("product").agg(norm=(pl.col("w") ** 2).sum().sqrt())
     pairs = (
         affinity.join(affinity, on="customer", suffix="_b")
@@ -107,7 +108,7 @@ def copurchase(data: GraphData, options: RecommendOptions, targets: list[str]) -
 
 def _customer_product_graph(data: GraphData) -> tuple[igraph.Graph, list[str], list[str]]:
     """The undirected weighted customer-product graph; vertices are customers then products."""
-    affinity = _affinity(data).sort("customer", "product")
+    affinity = summed_weights(data).sort("customer", "product")
     customers = data.customers.get_column("customer").to_list()
     products = sorted(set(affinity.get_column("product").to_list()))
     # Customer and product keys share values (customer 5, product 5): one index each.
@@ -176,25 +177,13 @@ def pagerank(data: GraphData, options: RecommendOptions, targets: list[str]) -> 
     """Personalized PageRank from each customer (with history) over the customer-product graph
     (:func:`_product_ranks`): the values igraph's per-customer ``personalized_pagerank`` gives,
     to its own tolerance, for all customers at once."""
-    from scipy.sparse import csr_matrix
-
-    affinity = _affinity(data)
+    weights = summed_weights(data)
     customers = data.customers.get_column("customer").to_list()
-    products = sorted(set(affinity.get_column("product").to_list()))
+    products = sorted(set(weights.get_column("product").to_list()))
     if not products:
         return pl.DataFrame(schema=CANDIDATES)
     index = {c: i for i, c in enumerate(customers)}
-    product_index = {p: i for i, p in enumerate(products)}
-    b = csr_matrix(
-        (
-            affinity.get_column("w").to_numpy().astype(np.float64),
-            (
-                [product_index[p] for p in affinity.get_column("product")],
-                [index[c] for c in affinity.get_column("customer")],
-            ),
-        ),
-        shape=(len(products), len(customers)),
-    )
+    b = keyed_matrix(weights, "product", products, "customer", customers)
     customer_strength = np.asarray(b.sum(axis=0)).ravel()
     product_strength = np.asarray(b.sum(axis=1)).ravel()
     engaged = [c for c in targets if c in index and customer_strength[index[c]] > 0]
@@ -231,7 +220,7 @@ def community(data: GraphData, options: RecommendOptions, targets: list[str]) ->
     """What the customer's community engages with most (summed event weights)."""
     groups = communities(data, options.seed)
     popular = (
-        _affinity(data)
+        summed_weights(data)
         .join(groups, on="customer")
         .group_by("community", "product")
         .agg(score=pl.col("w").sum())
@@ -299,7 +288,7 @@ def node2vec(
     from bulk360.apps.recommend.embeddings import embed, nearest_products
 
     depth = options.top_n + most_purchased(data, options)
-    weights = _affinity(data) if options.customer_vector == "products" else None
+    weights = summed_weights(data) if options.customer_vector == "products" else None
     return nearest_products(embeddings or embed(data, options), targets, depth, weights)
 
 
