@@ -7,7 +7,10 @@ SAMPLE ?= customer360
 SCALE ?= 5
 BENCH_SMOKE_OUT ?= import/bench/smoke
 
-.PHONY: setup services services-down status lint unit test demo bench bench-smoke
+DATASETS := .local/datasets
+RECBOLE_WHEEL := $(DATASETS)/recbole-1.2.1-py3-none-any.whl
+
+.PHONY: setup services services-down status lint unit test demo bench bench-smoke datasets
 
 ## setup: create .venv with bulk360 and its dev tools, and .env from .env.example
 setup: $(VENV)/.installed .env
@@ -34,6 +37,12 @@ services-down:
 status:
 	scripts/services status
 
+## datasets: the files samples read and bulk360 does not ship: MovieLens 100K, inside recbole's wheel from PyPI
+datasets: $(RECBOLE_WHEEL)
+
+$(RECBOLE_WHEEL): | setup
+	$(BIN)/pip download -q recbole==1.2.1 --no-deps --dest $(DATASETS)
+
 ## lint: ruff and mypy
 lint: setup
 	$(BIN)/ruff check bulk360 tests benchmarks
@@ -45,12 +54,12 @@ unit: setup
 	$(BIN)/pytest -m "not integration"
 
 ## test: set-up, services, lint, and the whole test suite (with Prometheus and Chromium)
-test: services lint
+test: services lint datasets
 	scripts/services test-tools
 	$(BIN)/pytest
 
 ## demo: set-up, services, then build the sample graph
-demo: services
+demo: services datasets
 	scripts/demo $(SAMPLE)
 
 ## bench: the benchmark at SCALE (default 5), then both engines at scales 1 and SCALE, follow at 1, SCALE and 20, then bolt at 0 and 20 ms round trip at scale 1; results in benchmarks/results/ (see benchmarks/README.md)

@@ -51,6 +51,9 @@ class Settings:
     spark_home: Path = Path(".local/spark")
     """Spark for ``--engine spark`` (``SPARK_HOME``; ``scripts/spark install`` assembles it):
     its ``jars/`` is Spark itself, its ``bulk360-jars/`` the JDBC driver and Neo4j connector."""
+    datasets_dir: Path = Path(".local/datasets")
+    """Files a sample reads its rows from and bulk360 does not ship, e.g. the MovieLens archive
+    (``BULK360_DATASETS_DIR``; ``make datasets`` downloads them)."""
     api_token: str | None = field(default=None, repr=False)
     """The bearer token ``bulk360 serve`` requires when set (``BULK360_API_TOKEN``); never printed."""
     api_cache_seconds: int = 300
@@ -163,6 +166,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         "import_dir": folder("BULK360_IMPORT_DIR", "import"),
         "cache_dir": _cache_dir(merged),
         "spark_home": folder("SPARK_HOME", ".local/spark"),
+        "datasets_dir": folder("BULK360_DATASETS_DIR", ".local/datasets"),
         "api_token": merged.get("BULK360_API_TOKEN") or None,
         "api_cache_seconds": cache_seconds,
         "redis_url": merged.get("BULK360_REDIS_URL") or None,

@@ -4,10 +4,17 @@ A sample folder holds ``<database>.sql`` for each source database (each is dropp
 again), an optional ``common.sql`` run first in each of them, and ``control.sql`` with the
 control rows, which reads the connection of the sources from a temporary table
 ``sample_target(host, port, db_user)``.
+
+A sample made of data bulk360 does not ship also has ``dataset.toml``: the archive its raw rows
+are read from (in ``BULK360_DATASETS_DIR``, checked against its SHA-256) and the temporary table
+each member of the archive fills, as text columns, before the sample's scripts run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import tomllib
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +79,61 @@ def scale_multiplier(scale: float | None) -> int:
     return max(1, round(scale * 100))
 
 
+def read_dataset(settings: Settings, folder: Path) -> dict[str, bytes]:
+    """The raw rows a sample's ``dataset.toml`` names, by temporary table (none without one)."""
+    spec_file = folder / "dataset.toml"
+    if not spec_file.exists():
+        return {}
+    spec = tomllib.loads(spec_file.read_text())
+    path = settings.datasets_dir / spec["file"]
+    where, fetch = f"sample {folder.name}", f"fetch it with `{spec['fetch']}`"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: the dataset file {path} is missing; {fetch}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: the dataset file {path} cannot be read: {exc.strerror}"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec["sha256"]:
+        raise ConfigError(
+            f"{where}: {path} is not the dataset file expected (SHA-256 {digest[:16]}, "
+            f"not {spec['sha256'][:16]}); {fetch} again"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {table: archive.read(member) for table, member in spec["tables"].items()}
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ConfigError(f"{where}: {path} does not hold the sample's files ({exc})") from None
+
+
+def _stage(conn: psycopg.Connection[Any], tables: dict[str, bytes]) -> None:
+    """Each raw file into a temporary table of text columns named by its ``name:type`` header."""
+    for table, data in tables.items():
+        header = data.split(b"\n", 1)[0].decode().rstrip("\r").split("\t")
+        columns = [sql.Identifier(name.partition(":")[0]) for name in header]
+        conn.execute(
+            sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
+                sql.Identifier(table),
+                sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns),
+            )
+        )
+        # Tab-separated, no quoting (a byte the files never hold stands for the quote).
+        copy = sql.SQL(
+            "COPY {} FROM STDIN (FORMAT csv, DELIMITER E'\\t', HEADER true, QUOTE E'\\x01')"
+        ).format(sql.Identifier(table))
+        with conn.cursor().copy(copy) as writer:
+            writer.write(data)
+
+
 def _create_database(
-    settings: Settings, folder: Path, script: Path, database: str, multiplier: int
+    settings: Settings,
+    folder: Path,
+    script: Path,
+    database: str,
+    multiplier: int,
+    dataset: dict[str, bytes],
 ) -> dict[str, int]:
     with connect_control(settings) as admin:
         admin.execute(
@@ -86,6 +146,7 @@ def _create_database(
         with psycopg.connect(**conninfo, autocommit=True) as conn:
             conn.execute("SELECT set_config('bulk360.sample_scale', %s, false)", [str(multiplier)])
             with conn.transaction():
+                _stage(conn, dataset)
                 if common.exists():
                     conn.execute(common.read_text())
                 conn.execute(script.read_text())
@@ -109,6 +170,10 @@ def load_sample(
     """
     folder = _folder(name)
     multiplier = scale_multiplier(scale)
+    # Read before any database is dropped: a missing dataset file costs nothing.
+    dataset = read_dataset(settings, folder)
+    if dataset and scale is not None:
+        raise ConfigError(f"sample {name} is a real dataset as it was published: it has no --scale")
     init_schema(settings)
     scripts = [
         p for p in sorted(folder.glob("*.sql")) if p.name not in {"common.sql", "control.sql"}
@@ -122,6 +187,7 @@ def load_sample(
                 script,
                 database_prefix + script.stem,
                 multiplier,
+                dataset,
             )
             for script in scripts
         }

@@ -3,17 +3,28 @@ command line shows them in its help)."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from bulk360.errors import ConfigError
 
-__all__ = ["DEFAULT_STRATEGIES", "DEFAULT_WEIGHTS", "STRATEGIES", "RecommendOptions"]
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "DEFAULT_WEIGHTS",
+    "MODEL_FIELDS",
+    "STRATEGIES",
+    "RecommendOptions",
+    "read_model",
+]
 
 STRATEGIES = ("weighted", "copurchase", "pagerank", "community", "node2vec", "popular")
-DEFAULT_STRATEGIES = ("weighted", "copurchase", "pagerank", "community", "popular")
-"""The strategies a run computes unless told: node2vec is not one of them, because it scored below
-the popularity cold start on the split by time (README, "Recommendations measured")."""
+DEFAULT_STRATEGIES = ("weighted", "copurchase", "community", "popular")
+"""The strategies a run computes unless told. node2vec and pagerank are not among them: on the
+split by time, node2vec scored below the popularity cold start on the shop and on MovieLens, and
+pagerank on MovieLens (README, "Recommendations measured")."""
 DEFAULT_WEIGHTS = {"VIEWED": 1.0, "ADDED_TO_CART": 3.0, "PURCHASED": 5.0}
 
 
@@ -35,6 +46,10 @@ class RecommendOptions:
     in_category_type: str = "IN_CATEGORY"
     order_time_property: str = "created_at"
     """The order's time (what a split by time reads for order lines)."""
+    event_time_property: str = "occurred_at"
+    """An event's time, on its relationship (what a split by time reads for events)."""
+    name_property: str = "name"
+    """The products' and categories' names, shown in the reasons of a list."""
     key_property: str = "id"
     """The property holding each node's key (customer and product keys in the lists)."""
     seed: int = 42
@@ -89,3 +104,52 @@ class RecommendOptions:
             )
         if self.return_p <= 0 or self.inout_q <= 0:
             raise ConfigError("node2vec's p and q must be positive")
+
+
+MODEL_FIELDS = (
+    "weights",
+    "purchase_type",
+    "customer_label",
+    "product_label",
+    "order_label",
+    "category_label",
+    "placed_type",
+    "contains_type",
+    "in_category_type",
+    "order_time_property",
+    "event_time_property",
+    "key_property",
+    "name_property",
+    "brand_property",
+    "price_property",
+)
+"""The options that describe the graph rather than the run: what a model file may set."""
+
+
+def read_model(path: Path) -> dict[str, Any]:
+    """The graph model in a TOML file (``--model``): labels, types, properties and weights."""
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--model: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"--model: {path} is not a readable TOML file ({exc})") from None
+    unknown = sorted(set(values) - set(MODEL_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"--model: {path} sets {', '.join(unknown)}, which is not part of a graph model; "
+            f"it may set {', '.join(MODEL_FIELDS)}"
+        )
+    for name, value in values.items():
+        if name == "weights":
+            valid = isinstance(value, dict) and all(
+                isinstance(w, int | float) and not isinstance(w, bool) for w in value.values()
+            )
+        else:
+            valid = isinstance(value, str) and value != ""
+        if not valid:
+            wanted = "a table of TYPE = number" if name == "weights" else "a non-empty string"
+            raise ConfigError(f"--model: {name} in {path} must be {wanted}")
+    if "weights" in values:
+        values["weights"] = {kind: float(w) for kind, w in values["weights"].items()}
+    return values

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,7 +27,7 @@ app.add_typer(recommend_app, name="recommend")
 @sample_app.command("load")
 def sample_load_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="customer360 or ecommerce")],
+    name: Annotated[str, typer.Argument(help="customer360, ecommerce or movielens")],
     scale: Annotated[
         float | None,
         typer.Option(
@@ -72,12 +72,41 @@ def _weights(text: str) -> dict[str, float]:
     return weights
 
 
-# The graph model's options, the same for `recommend` and `recommend evaluate`.
-Weights = Annotated[str, typer.Option(help="Event weight per relationship type, TYPE=weight,...")]
+# The graph model's options, the same for `recommend` and `recommend evaluate`: each one given
+# overrides the --model file, which overrides the defaults (the e-commerce sample's model).
+Model = Annotated[
+    Path | None,
+    typer.Option(
+        help="A TOML file with the graph model (labels, types, properties, weights), e.g. "
+        "sql/samples/movielens/recommend.toml; the options below override it.",
+        dir_okay=False,
+    ),
+]
 WEIGHTS = ",".join(f"{k}={v:g}" for k, v in DEFAULT_WEIGHTS.items())
-PurchaseType = Annotated[str, typer.Option(help="The purchase relationship type.")]
-Label = Annotated[str, typer.Option()]
-KeyProperty = Annotated[str, typer.Option(help="Property holding node keys.")]
+Weights = Annotated[
+    str | None,
+    typer.Option(help=f"Event weight per relationship type, TYPE=weight,... [default: {WEIGHTS}]"),
+]
+
+
+PurchaseType = Annotated[
+    str | None, typer.Option(help="The purchase relationship type. [default: PURCHASED]")
+]
+CustomerLabel = Annotated[str | None, typer.Option(help="[default: Customer]")]
+ProductLabel = Annotated[str | None, typer.Option(help="[default: Product]")]
+CategoryLabel = Annotated[str | None, typer.Option(help="[default: Category]")]
+InCategoryType = Annotated[str | None, typer.Option(help="[default: IN_CATEGORY]")]
+KeyProperty = Annotated[str | None, typer.Option(help="Property holding node keys. [default: id]")]
+
+
+def _graph_model(model: Path | None, **given: str | None) -> dict[str, Any]:
+    from bulk360.apps.strategies import read_model
+
+    values = read_model(model) if model else {}
+    values.update({name: value for name, value in given.items() if value is not None})
+    if given.get("weights") is not None:
+        values["weights"] = _weights(str(given["weights"]))
+    return values
 
 
 @recommend_app.callback()
@@ -91,11 +120,14 @@ def recommend_command(
         ),
     ] = None,
     top: Annotated[int, typer.Option(help="Products per customer.")] = 10,
-    weights: Weights = WEIGHTS,
-    purchase_type: PurchaseType = "PURCHASED",
-    customer_label: Label = "Customer",
-    product_label: Label = "Product",
-    key_property: KeyProperty = "id",
+    model: Model = None,
+    weights: Weights = None,
+    purchase_type: PurchaseType = None,
+    customer_label: CustomerLabel = None,
+    product_label: ProductLabel = None,
+    category_label: CategoryLabel = None,
+    in_category_type: InCategoryType = None,
+    key_property: KeyProperty = None,
     seed: Annotated[int, typer.Option(help="Seed of community detection and evaluation.")] = 42,
     eval_customers: Annotated[
         int, typer.Option(help="Customers whose last purchase is held out to measure hit rate.")
@@ -119,18 +151,23 @@ def recommend_command(
     options = RecommendOptions(
         strategies=tuple(strategy or DEFAULT_STRATEGIES),
         top_n=top,
-        weights=_weights(weights),
-        purchase_type=purchase_type,
-        customer_label=customer_label,
-        product_label=product_label,
-        key_property=key_property,
         seed=seed,
         eval_customers=eval_customers,
+        **_graph_model(
+            model,
+            weights=weights,
+            purchase_type=purchase_type,
+            customer_label=customer_label,
+            product_label=product_label,
+            category_label=category_label,
+            in_category_type=in_category_type,
+            key_property=key_property,
+        ),
     )
     options.check()
     settings = state(ctx).settings()
     with connect_graph(settings) as driver:
-        result = recommend(settings, driver, options, export_embeddings)
+        result = recommend(settings, driver, options, export_embeddings, explicit=bool(strategy))
     if as_json:
         print(json.dumps(dataclasses.asdict(result)))
         return
@@ -155,6 +192,7 @@ def recommend_command(
         )
         + (f"; {result.similar:,} similar products stored" if result.similar else "")
         + (f"; {result.embeddings:,} vectors in {export_embeddings}" if result.embeddings else "")
+        + "".join(f"; {name} skipped: {why}" for name, why in result.skipped.items())
     )
     console.print(table)
 
@@ -177,13 +215,14 @@ def evaluate_command(
         float | None,
         typer.Option(help="The cut this many days before the last purchase (instead of --cut)."),
     ] = None,
-    weights: Weights = WEIGHTS,
-    purchase_type: PurchaseType = "PURCHASED",
-    customer_label: Label = "Customer",
-    product_label: Label = "Product",
-    category_label: Label = "Category",
-    in_category_type: Annotated[str, typer.Option()] = "IN_CATEGORY",
-    key_property: KeyProperty = "id",
+    model: Model = None,
+    weights: Weights = None,
+    purchase_type: PurchaseType = None,
+    customer_label: CustomerLabel = None,
+    product_label: ProductLabel = None,
+    category_label: CategoryLabel = None,
+    in_category_type: InCategoryType = None,
+    key_property: KeyProperty = None,
     seed: Annotated[int, typer.Option(help="Seed of the models and the bootstrap.")] = 42,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -198,14 +237,17 @@ def evaluate_command(
     if cut is not None and holdout_days is not None:
         raise ConfigError("give --cut or --holdout-days, not both")
     options = RecommendOptions(
-        weights=_weights(weights),
-        purchase_type=purchase_type,
-        customer_label=customer_label,
-        product_label=product_label,
-        category_label=category_label,
-        in_category_type=in_category_type,
-        key_property=key_property,
         seed=seed,
+        **_graph_model(
+            model,
+            weights=weights,
+            purchase_type=purchase_type,
+            customer_label=customer_label,
+            product_label=product_label,
+            category_label=category_label,
+            in_category_type=in_category_type,
+            key_property=key_property,
+        ),
     )
     options.check()
     settings = state(ctx).settings()
@@ -218,21 +260,24 @@ def evaluate_command(
         return
     table = Table(
         title=f"cut {result['cut']} (validation cut {result['validation_cut']}): "
-        f"{result['customers']:,} customers evaluated, {result['left_out']:,} with no "
-        "purchase after the cut left out"
+        f"{result['customers']:,} customers evaluated ({result['new_customers']:,} new after "
+        f"the cut), {result['left_out']:,} with no purchase after the cut left out"
     )
     table.add_column("method")
     for metric in ("ndcg@10", "recall@10", "map@12", "hit_rate@10", "coverage@10"):
         table.add_column(metric)
+    table.add_column("ndcg@10 returning")
     for name, row in sorted(
         result["methods"].items(), key=lambda kv: -kv[1]["metrics"]["ndcg@10"]["value"]
     ):
         table.add_row(
             f"{name} ({row['kind']})",
-            *(
-                f"{f['value']:.3f} [{f['low']:.3f}, {f['high']:.3f}]"
-                for f in row["metrics"].values()
-            ),
+            *(_figure(f) for f in row["metrics"].values()),
+            _figure(row["returning_metrics"]["ndcg@10"]) if row["returning_metrics"] else "-",
         )
     table.caption = "; ".join(f"{m} skipped: {why}" for m, why in result["skipped"].items())
     console.print(table)
+
+
+def _figure(figure: dict[str, float]) -> str:
+    return f"{figure['value']:.3f} [{figure['low']:.3f}, {figure['high']:.3f}]"

@@ -7,7 +7,8 @@ categories) into Polars. The strategies then score (customer, product) candidate
   products' weighted customer vectors; ``view`` < ``add_to_cart`` < ``purchase`` by default);
 - ``copurchase``: products bought in the same orders as the customer's purchases;
 - ``pagerank``: personalized PageRank from the customer over the weighted customer-product graph
-  (one linear solve for all customers, SciPy);
+  (one linear solve for all customers, SciPy); only when asked for (below popularity on
+  MovieLens);
 - ``community``: what the customer's community (Louvain communities of the same graph, igraph;
   stored as the ``community`` property of the customer nodes) engages with most;
 - ``node2vec``: the products nearest to the customer's vector among node2vec embeddings of the
@@ -41,14 +42,14 @@ from psycopg.types.json import Jsonb
 
 from bulk360.apps.recommend.evaluate import hit_rate
 from bulk360.apps.recommend.graph import GraphData
-from bulk360.apps.recommend.rank import compute
+from bulk360.apps.recommend.rank import cannot_compute, compute
 from bulk360.apps.recommend.read import read_graph
 from bulk360.apps.recommend.reasons import explain
 from bulk360.apps.recommend.store import store_similar, write_communities, write_parquet
 from bulk360.apps.strategies import DEFAULT_WEIGHTS, STRATEGIES, RecommendOptions
 from bulk360.control import connect_control
 from bulk360.control.notify import notify
-from bulk360.errors import one_line
+from bulk360.errors import ConfigError, one_line
 from bulk360.settings import Settings
 
 __all__ = [
@@ -79,6 +80,8 @@ class RecommendRun:
     """Rows of similar products stored (node2vec)."""
     embeddings: int = 0
     """Vectors written to the ``--export-embeddings`` file."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Strategies that cannot run on the graph, with the reason (not named by the user)."""
 
 
 def recommend(
@@ -86,9 +89,13 @@ def recommend(
     driver: Driver,
     options: RecommendOptions,
     export_embeddings: Path | None = None,
+    explicit: bool = False,
 ) -> RecommendRun:
     """Compute every strategy's lists for all customers, evaluate them, and store them; with
-    node2vec, each product's similar products too (and the vectors in ``export_embeddings``)."""
+    node2vec, each product's similar products too (and the vectors in ``export_embeddings``).
+
+    A strategy that cannot run on the graph (copurchase without orders) fails the run when
+    ``explicit`` (the user named it), and is otherwise skipped and named in the result."""
     options.check()
     with connect_control(settings) as conn:
         row = conn.execute(
@@ -110,6 +117,10 @@ def recommend(
         data = read_graph(driver, settings.neo4j_database, options)
         customers = data.customers.get_column("customer").to_list()
         result = RecommendRun(rec_run_id, etl_run_id, len(customers), 0)
+        result.skipped = {s: why for s in options.strategies if (why := cannot_compute(s, data))}
+        if result.skipped and explicit:
+            raise ConfigError(next(iter(result.skipped.values())))
+        strategies = [s for s in options.strategies if s not in result.skipped]
         vectors, training = None, 0.0
         if "node2vec" in options.strategies or export_embeddings is not None:
             from bulk360.apps.recommend.embeddings import embed
@@ -118,7 +129,7 @@ def recommend(
             vectors = embed(data, options)
             training = time.perf_counter() - started
         with connect_control(settings) as conn, conn.transaction():
-            for strategy in options.strategies:
+            for strategy in strategies:
                 started = time.perf_counter()
                 lists = compute(data, options, strategy, customers, vectors)
                 rate, evaluated = hit_rate(data, options, strategy)
@@ -160,8 +171,8 @@ def recommend(
                 )
             conn.execute(
                 "UPDATE recommendation_runs SET status = 'succeeded', finished_at = now(),"
-                " customers = %s, quality = %s WHERE rec_run_id = %s",
-                [result.customers, Jsonb(result.quality), rec_run_id],
+                " strategies = %s, customers = %s, quality = %s WHERE rec_run_id = %s",
+                [strategies, result.customers, Jsonb(result.quality), rec_run_id],
             )
             notify(conn, "recommendations")
         return result

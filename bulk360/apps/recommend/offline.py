@@ -3,7 +3,8 @@
 **The split is by time.** Everything before the cut is training data; what each customer
 purchased after it (and had not purchased before) is what a list should have held. Customers
 with no purchase after the cut are left out, and counted. Customers new after the cut stay in:
-their lists come from the cold start, as they would in the shop.
+their lists come from the cold start, as they would in the shop. As those lists are the same for
+every method, each method is also measured on the returning customers alone.
 
 **Hyper-parameters are chosen on a validation cut** before the test cut, as far before it as the
 test period is long: each method's grid is fitted on the data before the validation cut and
@@ -37,7 +38,7 @@ import numpy as np
 import polars as pl
 
 from bulk360.apps.recommend.graph import GraphData, keyed_matrix
-from bulk360.apps.recommend.rank import compute, rank
+from bulk360.apps.recommend.rank import cannot_compute, compute, rank
 from bulk360.apps.recommend.scoring import CANDIDATES, most_purchased, popular, summed_weights
 from bulk360.apps.strategies import STRATEGIES, RecommendOptions
 from bulk360.errors import ConfigError
@@ -63,8 +64,8 @@ BOOTSTRAP_ROUNDS = 1000
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "als": [
         {"factors": f, "regularization": r, "alpha": a}
-        for f in (32, 128)
-        for r in (0.01, 1.0)
+        for f in (8, 32, 128)
+        for r in (0.01, 1.0, 10.0)
         for a in (1.0, 10.0)
     ],
     "bpr": [{"factors": f, "learning_rate": lr} for f in (32, 128) for lr in (0.01, 0.05)],
@@ -105,8 +106,9 @@ class Split:
     """(customer, product): purchased after the cut and not before it."""
     left_out: int
     """Customers with no such purchase (not evaluated)."""
-    new: int
-    """Evaluated customers with no event and no order before the cut."""
+    new: frozenset[str]
+    """Evaluated customers with no event and no order before the cut (each list is the cold
+    start's for them, whatever the method)."""
 
     @property
     def customers(self) -> list[str]:
@@ -136,7 +138,7 @@ def split(data: GraphData, options: RecommendOptions, cut: datetime) -> Split:
         train=train,
         truth=truth,
         left_out=data.customers.height - len(evaluated),
-        new=len(evaluated - known),
+        new=frozenset(evaluated - known),
     )
 
 
@@ -180,11 +182,9 @@ def cuts(
 
 def cannot_run(method: str, data: GraphData) -> str | None:
     """Why ``method`` cannot run on ``data`` (None: it can)."""
-    if method == "copurchase" and data.order_lines.is_empty():
-        return "copurchase needs orders (customer → order → product) and the graph has none"
     if method not in STRATEGIES and method not in BASELINES:
         return f"unknown method {method}; choose from {', '.join(STRATEGIES + BASELINES)}"
-    return None
+    return cannot_compute(method, data)
 
 
 def _factorised(
@@ -372,13 +372,14 @@ def evaluate(
         "validation_cut": validation_cut.isoformat(),
         "customers": len(test.customers),
         "left_out": test.left_out,
-        "new_customers": test.new,
+        "new_customers": len(test.new),
         "validation_customers": len(validation.customers),
         "catalogue": catalogue,
         "relevant": test.truth.height,
         "methods": {},
         "skipped": skipped,
     }
+    returning = test.truth.filter(~pl.col("customer").is_in(sorted(test.new)))
     validation_catalogue = len(set(validation.train.interactions.get_column("product")))
     for method in (m for m in methods if m not in skipped):
         started = time.perf_counter()
@@ -392,12 +393,17 @@ def evaluate(
         started = time.perf_counter()
         found = lists(method, test.train, options, test.customers, best)
         figures = measure(found, test.truth, catalogue, options.seed)
+        # The same figures without the customers new after the cut, whose lists are all the
+        # cold start's: where the methods differ.
+        returned = measure(found, returning, catalogue, options.seed) if returning.height else None
         result["methods"][method] = {
             "kind": "baseline" if method in BASELINES else "strategy",
             "params": best,
             "validation_ndcg@10": best_score,
             "metrics": figures,
             "customers": len(test.customers),
+            "returning_metrics": returned,
+            "returning_customers": len(test.customers) - len(test.new),
             "seconds": round(time.perf_counter() - started, 2),
             "tuning_seconds": round(tuned, 2),
         }

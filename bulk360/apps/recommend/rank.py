@@ -65,6 +65,13 @@ def rank(
     )
 
 
+def cannot_compute(strategy: str, data: GraphData) -> str | None:
+    """Why ``strategy`` cannot run on ``data`` (None: it can)."""
+    if strategy == "copurchase" and data.order_lines.is_empty():
+        return "copurchase needs orders (customer → order → product) and the graph has none"
+    return None
+
+
 def compute(
     data: GraphData,
     options: RecommendOptions,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 from neo4j import Driver
@@ -11,9 +11,6 @@ from bulk360.apps.recommend.graph import GraphData
 from bulk360.apps.strategies import RecommendOptions
 from bulk360.errors import ConfigError
 from bulk360.graph import quoted
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "read_graph",
@@ -47,7 +44,7 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         database,
         f"MATCH (c:{customer})-[r:{types}]->(p:{product}) "
         f"RETURN toString(c.{key}) AS customer, toString(p.{key}) AS product, type(r) AS type, "
-        "toString(r.occurred_at) AS at",
+        f"toString(r.{quoted(o.event_time_property)}) AS at",
     )
     lines = records(
         driver,
@@ -63,11 +60,12 @@ def read_graph(driver: Driver, database: str, options: RecommendOptions) -> Grap
         f"MATCH (p:{product})-[:{quoted(o.in_category_type)}]->(k:{quoted(o.category_label)}) "
         f"RETURN toString(p.{key}) AS product, coalesce(toString(k.{key}), elementId(k)) AS category",
     )
+    name = quoted(o.name_property)
     names = records(
         driver,
         database,
-        f"MATCH (p:{product}) WHERE p.{key} IS NOT NULL AND p.name IS NOT NULL "
-        f"RETURN 'p' AS kind, toString(p.{key}) AS key, toString(p.name) AS name UNION ALL "
+        f"MATCH (p:{product}) WHERE p.{key} IS NOT NULL AND p.{name} IS NOT NULL "
+        f"RETURN 'p' AS kind, toString(p.{key}) AS key, toString(p.{name}) AS name UNION ALL "
         f"MATCH (k:{quoted(o.category_label)}) WHERE k.name IS NOT NULL "
         f"RETURN 'k' AS kind, coalesce(toString(k.{key}), elementId(k)) AS key, "
         "toString(k.name) AS name",

@@ -105,7 +105,7 @@ def test_export_apply_export_gives_the_same_bytes(
     ) in recorded
 
 
-@pytest.mark.parametrize("sample", ["customer360", "ecommerce"])
+@pytest.mark.parametrize("sample", ["customer360", "ecommerce", "movielens"])
 def test_each_sample_ships_its_rows_as_yaml(
     typed: Settings, empty: Settings, tmp_path: Path, sample: str
 ) -> None:

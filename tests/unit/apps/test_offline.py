@@ -53,7 +53,7 @@ def test_the_truth_is_what_was_bought_after_the_cut_and_not_before() -> None:
     )
     found = split(shop, OPTIONS, datetime(2026, 2, 1, tzinfo=UTC))
     assert found.truth.rows() == [("a", "2"), ("b", "3"), ("d", "2")]
-    assert (found.left_out, found.new) == (2, 1)  # c and idle; d
+    assert (found.left_out, found.new) == (2, {"d"})  # c and idle; d
     assert found.train.interactions.height == 3
 
 
