@@ -24,7 +24,7 @@ from neo4j.exceptions import (
 
 from bulk360.control import connect_control
 from bulk360.errors import Bulk360Error, one_line
-from bulk360.graph import bolt_uri
+from bulk360.graph import bolt_uri, unreachable
 from bulk360.settings import Settings
 
 __all__ = ["PROBE_SECONDS", "neo4j_driver", "neo4j_problem", "postgres_problem"]
@@ -81,7 +81,7 @@ def neo4j_problem(driver: Driver, settings: Settings, timeout: float = PROBE_SEC
             )
         return f"database '{database}' on Neo4j at {uri} refused a read: {one_line(exc)}"
     except (ServiceUnavailable, DriverError, Neo4jError, OSError) as exc:
-        return f"Neo4j at {uri} does not answer: {one_line(exc)}"
+        return unreachable(uri, exc)
     return None
 
 

@@ -18,12 +18,13 @@ from functools import partial
 
 import psycopg
 from neo4j import Driver
-from neo4j.exceptions import DriverError, Neo4jError
+from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable
 from psycopg.rows import dict_row
 
 from bulk360.apps.verify import compare_counts, followed_since_built, graph_manifest
 from bulk360.control import Source, connect_control, load_config
 from bulk360.errors import Bulk360Error, ConfigError, one_line
+from bulk360.graph import unreachable
 from bulk360.health import neo4j_driver, neo4j_problem, postgres_problem
 from bulk360.settings import Settings
 
@@ -108,7 +109,10 @@ def _graph_counts(settings: Settings, driver: Driver) -> str:
             f"follow session {session} keeps the graph newer than any run's manifest (see follow)"
         )
     manifest = graph_manifest(settings)
-    checks = compare_counts(driver, settings.neo4j_database, manifest)
+    try:
+        checks = compare_counts(driver, settings.neo4j_database, manifest)
+    except (ServiceUnavailable, OSError) as exc:
+        raise _Failed(unreachable(settings.neo4j_uri, exc)) from None
     wrong = [c for c in checks if not c.ok]
     if wrong:
         shown = ", ".join(f"{c.name} {c.actual:,} (manifest {c.expected:,})" for c in wrong[:5])
