@@ -94,6 +94,16 @@ def _cache_dir(merged: Mapping[str, str]) -> Path:
     return Path(base) / "bulk360"
 
 
+NEO4J_LTS = "5.26.30"
+"""The Neo4j LTS release ``scripts/services`` assembles unless ``NEO4J_VERSION`` names another."""
+
+
+def _neo4j_home(version: str | None) -> str:
+    """Where ``scripts/services`` assembles ``version``: the LTS in ``.local/neo4j``, any other
+    release in ``.local/neo4j-<version>``."""
+    return ".local/neo4j" if not version or version == NEO4J_LTS else f".local/neo4j-{version}"
+
+
 def _root_of(env_file: str | None) -> Path:
     return Path(env_file).resolve().parent if env_file else Path.cwd()
 
@@ -162,7 +172,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         "neo4j_username": pick("NEO4J_USERNAME", "neo4j"),
         "neo4j_password": merged.get("NEO4J_PASSWORD", ""),
         "neo4j_database": pick("NEO4J_DATABASE", "neo4j"),
-        "neo4j_home": folder("NEO4J_HOME", ".local/neo4j"),
+        "neo4j_home": folder("NEO4J_HOME", _neo4j_home(merged.get("NEO4J_VERSION"))),
         "import_dir": folder("BULK360_IMPORT_DIR", "import"),
         "cache_dir": _cache_dir(merged),
         "spark_home": folder("SPARK_HOME", ".local/spark"),

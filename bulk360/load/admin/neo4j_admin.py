@@ -91,6 +91,16 @@ def _heap_option(size: str) -> str | None:
     return f"-Xmx{match['number']}{unit}" if unit != "t" else f"-Xmx{int(match['number']) * 1024}g"
 
 
+def _java(home: Path, java_home: str | None) -> str | None:
+    """The JVM for ``home``'s neo4j-admin: the JDK ``scripts/services`` chose for its Neo4j line
+    (in ``home/java-home``: 5.26 runs on Java 17, the calendar releases need 21 or newer), else
+    ``JAVA_HOME``'s, else the one on the path."""
+    chosen = home / "java-home"
+    if chosen.is_file() and (Path(chosen.read_text().strip()) / "bin" / "java").is_file():
+        return str(Path(chosen.read_text().strip()) / "bin" / "java")
+    return str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+
+
 class Neo4jAdmin:
     """The ``neo4j-admin`` of ``settings.neo4j_home``."""
 
@@ -103,8 +113,7 @@ class Neo4jAdmin:
         home = self._home
         if not (home / "lib").is_dir():
             return _Launch([str(self._settings.neo4j_admin)], {}, None, "bin/neo4j-admin")
-        java_home = self._settings.environment.get("JAVA_HOME")
-        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+        java = _java(home, self._settings.environment.get("JAVA_HOME"))
         if java is None:
             return _Launch([str(self._settings.neo4j_admin)], {}, None, "bin/neo4j-admin")
         conf = neo4j_conf(home)

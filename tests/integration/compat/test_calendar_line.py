@@ -1,0 +1,200 @@
+"""The other Neo4j line: a 2026 calendar release beside the suite's 5.26 LTS.
+
+`scripts/services` assembles NEO4J_VERSION (here 2026.08.1) from Maven Central into its own
+folder, `.local/neo4j-2026.08.1`, with the JDK that line needs (21 or newer: Temurin 25 here), and
+starts it on ports of its own. bulk360 then runs on it, through its command line, what a user
+of that line needs: admin mode (the staging store and its swap), verify, bolt, sync, follow, and
+the seed's ten questions under both Cypher 5 and Cypher 25. The server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from neo4j import Driver, GraphDatabase
+
+from bulk360.apps.analytics import DEFAULT_PARAMETERS, questions
+from bulk360.settings import Settings
+from tests.helpers.cli import CliResult, run_cli
+from tests.helpers.databases import sample_control
+from tests.helpers.services import ROOT, cypher, run_services
+
+VERSION = "2026.08.1"
+BOLT, HTTP = 7691, 7478
+LINE = {
+    "NEO4J_VERSION": VERSION,
+    "NEO4J_BOLT_PORT": str(BOLT),
+    "NEO4J_HTTP_PORT": str(HTTP),
+    "NEO4J_URI": f"bolt://127.0.0.1:{BOLT}",
+}
+HOME = ROOT / ".local" / f"neo4j-{VERSION}"
+CONTROL_DB = "bulk360_test_compat_control"
+PREFIX = "bulk360_test_compat_"
+
+
+def services(*args: str) -> None:
+    saved = {k: os.environ.get(k) for k in LINE}
+    os.environ.update(LINE)
+    try:
+        run_services(*args)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def line(settings: Settings, neo4j_driver: Driver) -> Iterator[Driver]:
+    """The calendar release running on its own ports (stopped afterwards)."""
+    services("neo4j", "start")
+    try:
+        with GraphDatabase.driver(
+            LINE["NEO4J_URI"], auth=(settings.neo4j_username, settings.neo4j_password)
+        ) as driver:
+            yield driver
+    finally:
+        services("neo4j", "stop")
+
+
+@pytest.fixture(scope="module")
+def compat(
+    settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return sample_control(
+        settings, CONTROL_DB, tmp_path_factory.mktemp("compat"), PREFIX, "customer360"
+    )
+
+
+def on_line(settings: Settings, *args: str) -> CliResult:
+    # NEO4J_HOME is left to its default, which NEO4J_VERSION names.
+    return run_cli(settings, settings.import_dir, *args, env=LINE)
+
+
+def test_the_line_is_the_release_asked_for_on_its_own_jdk(line: Driver) -> None:
+    (kernel,) = cypher(
+        line,
+        "CALL dbms.components() YIELD name, versions, edition "
+        "WHERE name = 'Neo4j Kernel' RETURN versions, edition",
+    )
+    assert kernel == {"versions": [VERSION], "edition": "community"}
+    (language,) = cypher(
+        line, "CALL dbms.components() YIELD name, versions WHERE name = 'Cypher' RETURN versions"
+    )
+    assert {"5", "25"} <= set(language["versions"])
+    java = Path((HOME / "java-home").read_text().strip())
+    release = (java / "release").read_text()
+    major = int(release.split('JAVA_VERSION="')[1].split(".")[0].split('"')[0])
+    assert major >= 21, release
+    assert not list((HOME / "plugins").glob("apoc*.jar"))  # no APOC for this line
+
+
+def test_admin_mode_builds_the_graph_on_the_calendar_line(compat: Settings, line: Driver) -> None:
+    """neo4j-admin of 2026.08.1 (run by bulk360 on the line's JDK) imports into a staging store
+    and swaps it in; verify then finds every count of the manifest."""
+    services("neo4j", "stop")
+    try:
+        built = on_line(compat, "run", "--mode", "admin", "--overwrite", "--json")
+    finally:
+        services("neo4j", "start")
+    assert built.returncode == 0, built.output
+    summary = json.loads(built.stdout)
+    assert summary["status"] == "succeeded" and summary["ledger_balanced"], summary
+    verified = on_line(compat, "verify")
+    assert verified.returncode == 0, verified.output
+    assert "graph matches the manifest" in verified.output
+
+
+def _rows(driver: Driver, text: str) -> list[str]:
+    found = cypher(driver, text, **DEFAULT_PARAMETERS)
+    return sorted(json.dumps(r, sort_keys=True, default=str) for r in found)
+
+
+def test_the_ten_questions_answer_alike_under_cypher_5_and_25(
+    compat: Settings, line: Driver
+) -> None:
+    """On the admin-built graph (previous test): every shipped question returns rows, the same
+    rows whether the server parses it as Cypher 5 or as Cypher 25; `bulk360 query` runs them."""
+    for question in questions():
+        five = _rows(line, "CYPHER 5 " + question.cypher)
+        twenty_five = _rows(line, "CYPHER 25 " + question.cypher)
+        assert five, question.name
+        assert five == twenty_five, question.name
+    asked = on_line(compat, "query", "1")
+    assert asked.returncode == 0, asked.output
+
+
+def test_bolt_sync_and_follow_on_the_calendar_line(compat: Settings, line: Driver) -> None:
+    """A bolt build, a change written by sync, and one applied by follow."""
+    built = on_line(compat, "run", "--mode", "bolt", "--clear")
+    assert built.returncode == 0, built.output
+    profiles = {**compat.control_conninfo(), "dbname": PREFIX + "profiles_db"}
+
+    def change(name: str, account: int) -> None:
+        with psycopg.connect(**profiles, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(
+                "UPDATE accounts SET full_name = %s WHERE account_id = %s", [name, account]
+            )
+
+    def name_of(account: int) -> Any:
+        found = cypher(
+            line, "MATCH (a:Account {account_id: $id}) RETURN a.full_name AS n", id=account
+        )
+        return found[0]["n"]
+
+    change("Synced on 2026", 1)
+    synced = on_line(compat, "run", "--mode", "sync")
+    assert synced.returncode == 0, synced.output
+    assert name_of(1) == "Synced on 2026"
+
+    started = on_line(compat, "follow", "--once", "--clear")
+    assert started.returncode == 0, started.output
+    try:
+        change("Followed on 2026", 2)
+        followed = on_line(compat, "follow", "--once")
+        assert followed.returncode == 0, followed.output
+        assert name_of(2) == "Followed on 2026"
+    finally:
+        on_line(compat, "follow", "stop", "--drop")
+
+
+def _services_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / "scripts" / "services"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def test_a_release_maven_does_not_serve_or_a_store_of_the_other_line_is_one_line(
+    line: Driver, neo4j_driver: Driver
+) -> None:
+    """Nothing is half-installed for a version Maven Central does not serve, and a home whose
+    store the LTS wrote is not turned into a calendar release's; the running servers answer."""
+    unknown = "2026.99.9"
+    result = _services_with(
+        {**LINE, "NEO4J_VERSION": unknown, "NEO4J_BOLT_PORT": "7693"}, "neo4j", "start"
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"Maven Central does not serve Neo4j {unknown}" in lines[0], lines
+    assert not (ROOT / ".local" / f"neo4j-{unknown}").exists()
+
+    lts_home = ROOT / ".local" / "neo4j"
+    result = _services_with({**LINE, "NEO4J_HOME": str(lts_home)}, "neo4j", "start")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds a store written by Neo4j 5.26" in lines[0], lines
+    assert cypher(neo4j_driver, "RETURN 1 AS one") == [{"one": 1}]
+    assert cypher(line, "RETURN 1 AS one") == [{"one": 1}]
