@@ -95,13 +95,24 @@ def _cache_dir(merged: Mapping[str, str]) -> Path:
 
 
 NEO4J_LTS = "5.26.30"
-"""The Neo4j LTS release ``scripts/services`` assembles unless ``NEO4J_VERSION`` names another."""
+"""The Neo4j LTS release, assembled into ``.local/neo4j``."""
+NEO4J_DEFAULT = "2026.08.1"
+"""The release ``scripts/services`` assembles unless ``NEO4J_VERSION`` names another."""
+
+
+def neo4j_version(env_file: Path | None = None) -> str:
+    """The Neo4j release chosen for this checkout: ``NEO4J_VERSION`` from the environment, else
+    from ``env_file`` (default: the nearest ``.env``), else :data:`NEO4J_DEFAULT`."""
+    path = str(env_file) if env_file else find_dotenv(usecwd=True)
+    from_file = dotenv_values(path).get("NEO4J_VERSION") if path else None
+    return os.environ.get("NEO4J_VERSION") or from_file or NEO4J_DEFAULT
 
 
 def _neo4j_home(version: str | None) -> str:
     """Where ``scripts/services`` assembles ``version``: the LTS in ``.local/neo4j``, any other
     release in ``.local/neo4j-<version>``."""
-    return ".local/neo4j" if not version or version == NEO4J_LTS else f".local/neo4j-{version}"
+    version = version or NEO4J_DEFAULT
+    return ".local/neo4j" if version == NEO4J_LTS else f".local/neo4j-{version}"
 
 
 def _root_of(env_file: str | None) -> Path:

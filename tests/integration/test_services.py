@@ -16,7 +16,7 @@ from neo4j import Driver
 from psycopg import sql
 
 from bulk360.load.admin.neo4j_admin import ImportRequest, Neo4jAdmin
-from bulk360.settings import Settings
+from bulk360.settings import NEO4J_DEFAULT, NEO4J_LTS, Settings
 from tests.helpers.services import ROOT, command_lines, cypher, run_services
 
 
@@ -34,12 +34,14 @@ def test_postgres_answers_and_a_database_can_be_created_and_dropped(
         assert gone.fetchone() == (0,)
 
 
-def test_neo4j_is_5_26_with_apoc(neo4j_driver: Driver) -> None:
+def test_neo4j_is_the_release_asked_for(neo4j_driver: Driver, settings: Settings) -> None:
+    """NEO4J_VERSION's release (the default's), with APOC on the LTS line only."""
     records = cypher(neo4j_driver, "CALL dbms.components() YIELD name, versions")
     versions = {r["name"]: r["versions"][0] for r in records}
-    assert versions["Neo4j Kernel"].startswith("5.26.")
-    apoc = cypher(neo4j_driver, "RETURN apoc.version() AS version")
-    assert apoc[0]["version"].startswith("5.26.")
+    asked = settings.environment.get("NEO4J_VERSION") or NEO4J_DEFAULT
+    assert versions["Neo4j Kernel"] == asked
+    procedures = cypher(neo4j_driver, "SHOW PROCEDURES YIELD name WHERE name STARTS WITH 'apoc.'")
+    assert bool(procedures) == (asked == NEO4J_LTS)
 
 
 def test_neo4j_admin_imports_csv_into_a_stopped_database(

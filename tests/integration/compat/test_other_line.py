@@ -1,10 +1,12 @@
-"""The other Neo4j line: a 2026 calendar release beside the suite's 5.26 LTS.
+"""The other Neo4j line, beside the suite's: 5.26 LTS when the suite runs on the default
+calendar release (2026.08.1), that release when the suite runs on the LTS (NEO4J_VERSION=5.26.30).
 
-`scripts/services` assembles NEO4J_VERSION (here 2026.08.1) from Maven Central into its own
-folder, `.local/neo4j-2026.08.1`, with the JDK that line needs (21 or newer: Temurin 25 here), and
-starts it on ports of its own. bulk360 then runs on it, through its command line, what a user
-of that line needs: admin mode (the staging store and its swap), verify, bolt, sync, follow, and
-the seed's ten questions under both Cypher 5 and Cypher 25. The server is stopped at the end.
+`scripts/services` assembles the other line's release from Maven Central into its own folder
+(`.local/neo4j` for the LTS, `.local/neo4j-<version>` for another) with the JDK that line needs
+(17 for 5.26, 21 or newer for a calendar release: Temurin 25 here), and starts it on ports of its
+own. bulk360 then runs on it, through its command line, what a user of that line needs: admin
+mode (the staging store and its swap), verify, bolt, sync, follow, and the seed's ten questions
+under both Cypher 5 and, where the server offers it, Cypher 25. The server is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import pytest
 from neo4j import Driver, GraphDatabase
 
 from bulk360.apps.analytics import DEFAULT_PARAMETERS, questions
-from bulk360.settings import Settings
+from bulk360.settings import NEO4J_DEFAULT, NEO4J_LTS, Settings, neo4j_version
 from tests.helpers.cli import CliResult, run_cli
 from tests.helpers.databases import sample_control
 from tests.helpers.services import ROOT, cypher, run_services
 
-VERSION = "2026.08.1"
+SUITE = neo4j_version(ROOT / ".env")
+"""The release the suite's own server runs (as bulk360's settings read it)."""
+VERSION = NEO4J_DEFAULT if SUITE == NEO4J_LTS else NEO4J_LTS
+CALENDAR = not VERSION.startswith("5.")
 BOLT, HTTP = 7691, 7478
 LINE = {
     "NEO4J_VERSION": VERSION,
@@ -34,7 +39,7 @@ LINE = {
     "NEO4J_HTTP_PORT": str(HTTP),
     "NEO4J_URI": f"bolt://127.0.0.1:{BOLT}",
 }
-HOME = ROOT / ".local" / f"neo4j-{VERSION}"
+HOME = ROOT / ".local" / ("neo4j" if VERSION == NEO4J_LTS else f"neo4j-{VERSION}")
 CONTROL_DB = "bulk360_test_compat_control"
 PREFIX = "bulk360_test_compat_"
 
@@ -86,19 +91,21 @@ def test_the_line_is_the_release_asked_for_on_its_own_jdk(line: Driver) -> None:
         "WHERE name = 'Neo4j Kernel' RETURN versions, edition",
     )
     assert kernel == {"versions": [VERSION], "edition": "community"}
-    (language,) = cypher(
+    # A calendar release lists its Cypher versions (5 and 25); 5.26 lists none and speaks 5.
+    languages = cypher(
         line, "CALL dbms.components() YIELD name, versions WHERE name = 'Cypher' RETURN versions"
     )
-    assert {"5", "25"} <= set(language["versions"])
+    offered = set(languages[0]["versions"]) if languages else {"5"}
+    assert offered == ({"5", "25"} if CALENDAR else {"5"}), offered
     java = Path((HOME / "java-home").read_text().strip())
     release = (java / "release").read_text()
     major = int(release.split('JAVA_VERSION="')[1].split(".")[0].split('"')[0])
-    assert major >= 21, release
-    assert not list((HOME / "plugins").glob("apoc*.jar"))  # no APOC for this line
+    assert major >= 21 if CALENDAR else major == 17, release
+    assert bool(list((HOME / "plugins").glob("apoc*.jar"))) != CALENDAR  # APOC on 5.26 only
 
 
 def test_admin_mode_builds_the_graph_on_the_calendar_line(compat: Settings, line: Driver) -> None:
-    """neo4j-admin of 2026.08.1 (run by bulk360 on the line's JDK) imports into a staging store
+    """The line's neo4j-admin (run by bulk360 on the line's JDK) imports into a staging store
     and swaps it in; verify then finds every count of the manifest."""
     services("neo4j", "stop")
     try:
@@ -122,12 +129,13 @@ def test_the_ten_questions_answer_alike_under_cypher_5_and_25(
     compat: Settings, line: Driver
 ) -> None:
     """On the admin-built graph (previous test): every shipped question returns rows, the same
-    rows whether the server parses it as Cypher 5 or as Cypher 25; `bulk360 query` runs them."""
+    rows whether the server parses it as Cypher 5 or (on a calendar release) as Cypher 25;
+    `bulk360 query` runs them."""
     for question in questions():
         five = _rows(line, "CYPHER 5 " + question.cypher)
-        twenty_five = _rows(line, "CYPHER 25 " + question.cypher)
         assert five, question.name
-        assert five == twenty_five, question.name
+        if CALENDAR:
+            assert _rows(line, "CYPHER 25 " + question.cypher) == five, question.name
     asked = on_line(compat, "query", "1")
     assert asked.returncode == 0, asked.output
 
@@ -150,18 +158,18 @@ def test_bolt_sync_and_follow_on_the_calendar_line(compat: Settings, line: Drive
         )
         return found[0]["n"]
 
-    change("Synced on 2026", 1)
+    change(f"Synced on {VERSION}", 1)
     synced = on_line(compat, "run", "--mode", "sync")
     assert synced.returncode == 0, synced.output
-    assert name_of(1) == "Synced on 2026"
+    assert name_of(1) == f"Synced on {VERSION}"
 
     started = on_line(compat, "follow", "--once", "--clear")
     assert started.returncode == 0, started.output
     try:
-        change("Followed on 2026", 2)
+        change(f"Followed on {VERSION}", 2)
         followed = on_line(compat, "follow", "--once")
         assert followed.returncode == 0, followed.output
-        assert name_of(2) == "Followed on 2026"
+        assert name_of(2) == f"Followed on {VERSION}"
     finally:
         on_line(compat, "follow", "stop", "--drop")
 
@@ -178,10 +186,10 @@ def _services_with(env: dict[str, str], *args: str) -> subprocess.CompletedProce
 
 
 def test_a_release_maven_does_not_serve_or_a_store_of_the_other_line_is_one_line(
-    line: Driver, neo4j_driver: Driver
+    line: Driver, neo4j_driver: Driver, settings: Settings
 ) -> None:
     """Nothing is half-installed for a version Maven Central does not serve, and a home whose
-    store the LTS wrote is not turned into a calendar release's; the running servers answer."""
+    store one line wrote is not turned into the other's; the running servers answer."""
     unknown = "2026.99.9"
     result = _services_with(
         {**LINE, "NEO4J_VERSION": unknown, "NEO4J_BOLT_PORT": "7693"}, "neo4j", "start"
@@ -191,10 +199,9 @@ def test_a_release_maven_does_not_serve_or_a_store_of_the_other_line_is_one_line
     assert len(lines) == 1 and f"Maven Central does not serve Neo4j {unknown}" in lines[0], lines
     assert not (ROOT / ".local" / f"neo4j-{unknown}").exists()
 
-    lts_home = ROOT / ".local" / "neo4j"
-    result = _services_with({**LINE, "NEO4J_HOME": str(lts_home)}, "neo4j", "start")
+    result = _services_with({**LINE, "NEO4J_HOME": str(settings.neo4j_home)}, "neo4j", "start")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "holds a store written by Neo4j 5.26" in lines[0], lines
+    assert len(lines) == 1 and f"holds a store written by Neo4j {SUITE}" in lines[0], lines
     assert cypher(neo4j_driver, "RETURN 1 AS one") == [{"one": 1}]
     assert cypher(line, "RETURN 1 AS one") == [{"one": 1}]
