@@ -33,15 +33,23 @@ def service_missing(what: str, exc: BaseException) -> None:
     pytest.skip(message)
 
 
-def run_services(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``scripts/services`` with ``args``; fails the test if it exits non-zero."""
-    result = subprocess.run(
+def services_process(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/services`` with ``args`` (``env`` added to the environment), however it ends."""
+    return subprocess.run(
         [str(ROOT / "scripts" / "services"), *args],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
+        env={**os.environ, **(env or {})},
     )
+
+
+def run_services(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/services`` with ``args``; fails the test if it exits non-zero."""
+    result = services_process(*args, env=env)
     assert result.returncode == 0, f"services {' '.join(args)} failed:\n{result.stderr}"
     return result
 

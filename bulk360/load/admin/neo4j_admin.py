@@ -96,8 +96,10 @@ def _java(home: Path, java_home: str | None) -> str | None:
     (in ``home/java-home``: 5.26 runs on Java 17, the calendar releases need 21 or newer), else
     ``JAVA_HOME``'s, else the one on the path."""
     chosen = home / "java-home"
-    if chosen.is_file() and (Path(chosen.read_text().strip()) / "bin" / "java").is_file():
-        return str(Path(chosen.read_text().strip()) / "bin" / "java")
+    if chosen.is_file():
+        java = Path(chosen.read_text().strip()) / "bin" / "java"
+        if java.is_file():
+            return str(java)
     return str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
 
 

@@ -12,8 +12,6 @@ under both Cypher 5 and, where the server offers it, Cypher 25. The server is st
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from bulk360.apps.analytics import DEFAULT_PARAMETERS, questions
 from bulk360.settings import NEO4J_DEFAULT, NEO4J_LTS, Settings, neo4j_version
 from tests.helpers.cli import CliResult, run_cli
 from tests.helpers.databases import sample_control
-from tests.helpers.services import ROOT, cypher, run_services
+from tests.helpers.services import ROOT, cypher, run_services, services_process
 
 SUITE = neo4j_version(ROOT / ".env")
 """The release the suite's own server runs (as bulk360's settings read it)."""
@@ -45,16 +43,7 @@ PREFIX = "bulk360_test_compat_"
 
 
 def services(*args: str) -> None:
-    saved = {k: os.environ.get(k) for k in LINE}
-    os.environ.update(LINE)
-    try:
-        run_services(*args)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    run_services(*args, env=LINE)
 
 
 @pytest.fixture(scope="module")
@@ -174,32 +163,23 @@ def test_bolt_sync_and_follow_on_the_calendar_line(compat: Settings, line: Drive
         on_line(compat, "follow", "stop", "--drop")
 
 
-def _services_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ROOT / "scripts" / "services"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, **env},
-    )
-
-
 def test_a_release_maven_does_not_serve_or_a_store_of_the_other_line_is_one_line(
     line: Driver, neo4j_driver: Driver, settings: Settings
 ) -> None:
     """Nothing is half-installed for a version Maven Central does not serve, and a home whose
     store one line wrote is not turned into the other's; the running servers answer."""
     unknown = "2026.99.9"
-    result = _services_with(
-        {**LINE, "NEO4J_VERSION": unknown, "NEO4J_BOLT_PORT": "7693"}, "neo4j", "start"
+    result = services_process(
+        "neo4j", "start", env={**LINE, "NEO4J_VERSION": unknown, "NEO4J_BOLT_PORT": "7693"}
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"Maven Central does not serve Neo4j {unknown}" in lines[0], lines
     assert not (ROOT / ".local" / f"neo4j-{unknown}").exists()
 
-    result = _services_with({**LINE, "NEO4J_HOME": str(settings.neo4j_home)}, "neo4j", "start")
+    result = services_process(
+        "neo4j", "start", env={**LINE, "NEO4J_HOME": str(settings.neo4j_home)}
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"holds a store written by Neo4j {SUITE}" in lines[0], lines
