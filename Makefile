@@ -10,7 +10,7 @@ BENCH_SMOKE_OUT ?= import/bench/smoke
 DATASETS := .local/datasets
 RECBOLE_WHEEL := $(DATASETS)/recbole-1.2.1-py3-none-any.whl
 
-.PHONY: setup services services-down status lint unit test demo bench bench-smoke datasets
+.PHONY: setup services services-down status lint unit test demo bench bench-lines bench-smoke datasets
 
 ## setup: create .venv with bulk360 and its dev tools, and .env from .env.example
 setup: $(VENV)/.installed .env
@@ -68,6 +68,10 @@ bench: services
 	$(BIN)/python -m benchmarks.engines --scales 1,$(SCALE)
 	$(BIN)/python -m benchmarks.follow --scales 1,$(SCALE),20 --steady-scale $(SCALE)
 	$(BIN)/python -m benchmarks.distance --scale 1
+
+## bench-lines: admin (CSV and Parquet packages) and bolt on both Neo4j lines at scale 1, in one run; results in benchmarks/results/lines.md
+bench-lines: services
+	$(BIN)/python -m benchmarks.lines --scale 1
 
 ## bench-smoke: the same runner at a tiny scale, one repetition (the test suite runs it)
 bench-smoke: services

@@ -30,9 +30,11 @@ class Registered:
 
 
 LOADERS: dict[str, Registered] = {
-    "admin": Registered("bulk360.load.admin:AdminLoader", ("overwrite", "tolerance")),
+    "admin": Registered(
+        "bulk360.load.admin:AdminLoader", ("overwrite", "tolerance", "package_format")
+    ),
     "bolt": Registered("bulk360.load.bolt:BoltLoader", ("batch_size", "clear"), over_bolt=True),
-    "csv": Registered("bulk360.load.csv:CsvLoader"),
+    "csv": Registered("bulk360.load.csv:CsvLoader", ("package_format",)),
     "sync": Registered(
         "bulk360.load.sync:SyncLoader", ("batch_size", "full"), over_bolt=True, counts_changes=True
     ),

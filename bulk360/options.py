@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ENGINES",
     "MODES",
+    "PACKAGE_FORMATS",
     "Engine",
     "Mode",
+    "PackageFormat",
     "Reporter",
     "RunOptions",
     "SilentReporter",
@@ -33,6 +35,9 @@ MODES: tuple[Mode, ...] = get_args(Mode)
 Engine = Literal["local", "spark"]
 """What reads, joins and writes the files (see :mod:`bulk360.engines`)."""
 ENGINES: tuple[Engine, ...] = get_args(Engine)
+PackageFormat = Literal["csv", "parquet"]
+"""What an import package's files are (see :mod:`bulk360.package.parquet`)."""
+PACKAGE_FORMATS: tuple[PackageFormat, ...] = get_args(PackageFormat)
 
 _DEFAULT_MASTER = "local[*]"
 
@@ -82,6 +87,8 @@ class RunOptions(WriteOptions):
     """The Spark engine's master URL."""
     spark_conf: tuple[str, ...] = ()
     """The Spark engine's extra settings, ``key=value`` each."""
+    package_format: PackageFormat = "csv"
+    """The import package's files: ``csv`` or ``parquet`` (admin and csv modes)."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -91,6 +98,11 @@ class RunOptions(WriteOptions):
 
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not '{self.mode}'")
+        if self.package_format not in PACKAGE_FORMATS:
+            raise ConfigError(
+                f"--package-format must be one of {', '.join(PACKAGE_FORMATS)}, "
+                f"not '{self.package_format}'"
+            )
         if self.engine not in ENGINES:
             raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not '{self.engine}'")
         for name, least in (("workers", 1), ("batch_size", 1), ("tolerance", 0), ("keep_runs", 0)):

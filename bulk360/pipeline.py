@@ -5,7 +5,8 @@ STEP 2  validate   the control rows against the live catalogs (:mod:`bulk360.pla
                    schema-drift gate, and the target as the mode's loader needs it
 STEP 3  extract    the engine's readers, one snapshot per source (:mod:`bulk360.engines`)
 STEP 4  transform  node id checks and relationship joins by the plan's join rules
-STEP 5  write      the manifest and the published import package (:mod:`bulk360.package`)
+STEP 5  write      the manifest and the published import package (:mod:`bulk360.package`;
+                   a Parquet package's files made from the CSV files here)
 STEP 6  load       the package into Neo4j by the mode's loader (:mod:`bulk360.load`)
 STEP 7  swap       the staging store in place of the target (a loader that stages)
 STEP 8  record     the ledger per table, label and mapping (:mod:`bulk360.ledger`)
@@ -46,7 +47,7 @@ from bulk360.options import Reporter, RunOptions, SilentReporter
 from bulk360.package import ImportPackage
 from bulk360.package.manifest import Control, Manifest
 from bulk360.package.paths import MANIFEST_FILE, RunPaths, folder_errors
-from bulk360.package.publish import manifest_of, publish
+from bulk360.package.publish import as_parquet, manifest_of, publish
 from bulk360.package.results import ExtractResult, Joined
 from bulk360.package.resume import Resumable, resumable
 from bulk360.plan import Plan, prepare_plan
@@ -169,6 +170,9 @@ class _Run:
             return self.engine.extract(plan, self.paths, advance)
 
     def write(self, plan: Plan, extracted: list[ExtractResult], joined: Joined) -> ImportPackage:
+        package_format = self.options.package_format
+        if package_format == "parquet":
+            extracted, joined = as_parquet(extracted, joined, self.options.workers)
         manifest = manifest_of(
             run_id=self.log.run_id,
             control=Control(self.log.instance, self.settings.etl_db_name),
@@ -179,6 +183,7 @@ class _Run:
             extracted=extracted,
             joined=joined,
             work_dir=self.paths.work_dir,
+            package_format=package_format,
         )
         self.check_values(manifest)
         built = graph_run(self.settings)

@@ -144,6 +144,13 @@ SparkConf = Annotated[
     list[str] | None,
     typer.Option(metavar="KEY=VALUE", help="A Spark setting (--engine spark); may be repeated."),
 ]
+PackageFormatName = Annotated[
+    str,
+    typer.Option(
+        help="admin and csv modes: the import package's files, csv (as PostgreSQL writes them) "
+        "or parquet (typed columns; neo4j-admin --input-type=parquet)."
+    ),
+]
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print the summary as JSON (no steps, no table).")
 ]
@@ -166,6 +173,7 @@ def run_command(
     engine: EngineName = "local",
     spark_master: SparkMaster = RunOptions.spark_master,
     spark_conf: SparkConf = None,
+    package_format: PackageFormatName = "csv",
     as_json: AsJson = False,
 ) -> None:
     """Build the graph: read every mapped table, join the relationships, load Neo4j."""
@@ -194,6 +202,7 @@ def run_command(
         engine=engine,  # type: ignore[arg-type]
         spark_master=spark_master,
         spark_conf=tuple(spark_conf or ()),
+        package_format=package_format,  # type: ignore[arg-type]
     )
     if as_json:
         summary = run(state(ctx).settings(), options)

@@ -31,7 +31,7 @@ def _keyed(spec: NodeFile) -> pl.LazyFrame:
     """A node file's key values (as text, ``k0``...) and a hash of each row's properties."""
     return scan(spec.path).select(
         *[pl.col(k.column).alias(f"k{i}") for i, k in enumerate(spec.key_fields())],
-        pl.struct([pl.col(f.column) for f in spec.fields]).hash().alias("h"),
+        pl.struct([f.canonical(pl.col(f.column)) for f in spec.fields]).hash().alias("h"),
     )
 
 
@@ -134,6 +134,7 @@ def _pairs(spec: RelationshipFile, keys: KeyCache) -> pl.LazyFrame:
             pl.col(spec.headers[0]).cast(pl.Int64).alias("s|id"),
             pl.col(spec.headers[1]).cast(pl.Int64).alias("e|id"),
         )
+        .with_columns([f.canonical(pl.col(f.column)) for f in spec.fields])
         .join(starts, on="s|id", how="inner")
         .join(ends, on="e|id", how="inner")
         .drop("s|id", "e|id", *spec.headers[:2])

@@ -3,7 +3,8 @@ with their keys, relationship files with their two node files, parsed by Polars.
 
 A file is CSV as PostgreSQL's ``COPY`` writes it, with a header line of ``name:type`` fields
 (neo4j-admin's), node files first holding ``:ID``, relationship files ``:START_ID`` and
-``:END_ID``. Arrays are joined with U+001F.
+``:END_ID``. Arrays are joined with U+001F. A Parquet package's files
+(:mod:`bulk360.package.parquet`) are read as the same text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from bulk360.package.parquet import SUFFIX, as_text
 from bulk360.plan.types import ARRAY_DELIMITER
 
 __all__ = ["Field", "NodeFile", "RelationshipFile", "keys_by_id", "node_rows", "scan"]
@@ -50,6 +52,19 @@ class Field:
         if kind == "boolean":
             return expression == "true"
         return expression.cast(_POLARS[kind]) if kind in _POLARS else expression
+
+    def canonical(self, expression: pl.Expr) -> pl.Expr:
+        """The file's text in one form per value, for comparing two packages: a double is
+        written as PostgreSQL formatted it (``0.10`` of a ``numeric(4, 2)``) in a CSV package
+        and as Polars does (``0.1``) when read from a Parquet one; every other type has one
+        text either way."""
+        if self.kind == "double":
+            return expression.cast(pl.Float64).cast(pl.String)
+        if self.kind == "double[]":
+            doubles = expression.str.split(ARRAY_DELIMITER).cast(pl.List(pl.Float64))
+            joined = doubles.cast(pl.List(pl.String)).list.join(ARRAY_DELIMITER)
+            return pl.when(expression == "").then(expression).otherwise(joined)
+        return expression
 
     def cypher(self, value: str) -> str:
         """The Cypher expression of the value parameter ``value`` (temporals parsed there)."""
@@ -117,7 +132,9 @@ class RelationshipFile:
 
 
 def scan(path: Path) -> pl.LazyFrame:
-    """A file of a package, every column as text."""
+    """A file of a package, every column as text (a Parquet file's as its CSV text)."""
+    if path.suffix == SUFFIX:
+        return as_text(path)
     return pl.scan_csv(path, infer_schema=False, quote_char='"', has_header=True)
 
 

@@ -111,6 +111,9 @@ class RelationshipEntry:
     seconds: float
     sha256: str
     multiline: bool
+    values: ValueCounts = field(default_factory=dict)
+    """Property → kind → values neo4j-admin cannot store as they are (a Parquet package's
+    empty strings)."""
 
     @property
     def name(self) -> str:
@@ -142,6 +145,8 @@ class Manifest:
     """The bulk360 that wrote it (format 4 on)."""
     engine: str | None = None
     """The engine that wrote its files (format 4 on)."""
+    package_format: str = "csv"
+    """``csv`` or ``parquet`` (:mod:`bulk360.package.parquet`); earlier packages are CSV."""
 
     @property
     def totals(self) -> Totals:
@@ -166,9 +171,17 @@ class Manifest:
         for entry in entries:
             for column, counts in sorted(entry.values.items()):
                 for kind, count in sorted(counts.items()):
-                    if kind == "empty_arrays" and over_bolt:
-                        continue  # Bolt writes them as empty arrays
+                    if kind == "empty_arrays" and (over_bolt or self.package_format == "parquet"):
+                        continue  # Bolt and neo4j-admin's Parquet reader store empty arrays
                     where = f"{entry.source}.{entry.table}.{column}"
+                    plural = "s" if count != 1 else ""
+                    lines.append(
+                        (where, f"{count:,} value{plural} of {where} {VALUE_CHANGES[kind]}")
+                    )
+        for rel in self.relationships:
+            for prop, counts in sorted(rel.values.items()):
+                for kind, count in sorted(counts.items()):
+                    where = f"relationship {rel.name}.{prop}"
                     plural = "s" if count != 1 else ""
                     lines.append(
                         (where, f"{count:,} value{plural} of {where} {VALUE_CHANGES[kind]}")
@@ -233,6 +246,7 @@ class Manifest:
                 relationships=tuple(_relationship(r) for r in data["relationships"]),
                 bulk360_version=data.get("bulk360_version"),
                 engine=data.get("engine"),
+                package_format=data.get("package_format", "csv"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"the manifest is incomplete or malformed ({exc})") from None

@@ -3,7 +3,9 @@ import package (renamed whole, so that a folder that looks complete always is)."
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,10 +16,41 @@ from bulk360.package.manifest import (
     RelationshipEntry,
     TableEntry,
 )
+from bulk360.package.parquet import to_parquet
 from bulk360.package.paths import RunPaths, file_sha256
-from bulk360.package.results import ExtractResult, Joined
+from bulk360.package.results import ExtractResult, Joined, RelationshipResult
 
-__all__ = ["manifest_of", "publish"]
+__all__ = ["as_parquet", "manifest_of", "publish"]
+
+
+def as_parquet(
+    extracted: list[ExtractResult], joined: Joined, workers: int
+) -> tuple[list[ExtractResult], Joined]:
+    """Every node and relationship file as Parquet (:mod:`bulk360.package.parquet`), ``workers``
+    at a time, with the empty strings neo4j-admin will not store counted per column."""
+
+    def node(result: ExtractResult) -> ExtractResult:
+        if not result.table.label:
+            return result  # read only for relationships: removed before publishing
+        done = to_parquet(result.path, result.table.headers())
+        column = {c.header: c.name for c in result.table.columns}
+        values = {name: dict(kinds) for name, kinds in result.values.items()}
+        for header, count in done.empty_strings.items():
+            values.setdefault(column[header], {})["empty_strings"] = count
+        return dataclasses.replace(result, path=done.path, sha256=done.sha256, values=values)
+
+    def relationship(result: RelationshipResult) -> RelationshipResult:
+        done = to_parquet(result.path, result.plan.file_headers())
+        values = {
+            header.rpartition(":")[0]: {"empty_strings": count}
+            for header, count in done.empty_strings.items()
+        }
+        return dataclasses.replace(result, path=done.path, sha256=done.sha256, values=values)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        nodes = list(pool.map(node, extracted))
+        relationships = list(pool.map(relationship, joined.relationships))
+    return nodes, dataclasses.replace(joined, relationships=relationships)
 
 
 def manifest_of(
@@ -31,6 +64,7 @@ def manifest_of(
     extracted: Iterable[ExtractResult],
     joined: Joined,
     work_dir: Path,
+    package_format: str = "csv",
 ) -> Manifest:
     """What the work folder holds, each file's checksum, and every count the ledger needs."""
     nodes: list[NodeEntry] = []
@@ -83,6 +117,7 @@ def manifest_of(
             seconds=round(rel.seconds, 3),
             sha256=rel.sha256,
             multiline=rel.multiline,
+            values=rel.values,
         )
         for rel in joined.relationships
     ]
@@ -97,6 +132,7 @@ def manifest_of(
         relationships=tuple(relationships),
         bulk360_version=version,
         engine=engine,
+        package_format=package_format,
     )
 
 

@@ -112,6 +112,9 @@ class RelationshipResult:
     """Whether a property value holds a line break."""
     sha256: str = ""
     """SHA-256 of the file."""
+    values: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Property → kind → values neo4j-admin cannot store as they are (a Parquet package's
+    empty strings)."""
 
     def with_sha256(self, digest: str) -> RelationshipResult:
         return dataclasses.replace(self, sha256=digest)

@@ -33,9 +33,11 @@ the run names every count in its summary and ledger, and ``--strict-values`` fai
 
 - ``null_elements``: an array with NULL elements (Neo4j arrays cannot hold NULL): dropped;
 - ``nested_arrays``: a multidimensional array: flattened;
-- ``empty_arrays``: an empty array, which ``neo4j-admin`` stores as no property (bolt mode writes
-  ``[]``, so it changes only in admin and csv modes);
-- ``rounded``: a numeric value under a ``double`` override that a double does not hold exactly.
+- ``empty_arrays``: an empty array, which ``neo4j-admin`` stores as no property from a CSV package
+  (bolt mode writes ``[]``, and so does neo4j-admin from a Parquet package);
+- ``rounded``: a numeric value under a ``double`` override that a double does not hold exactly;
+- ``empty_strings``: an empty string in a Parquet package, which ``neo4j-admin``'s Parquet reader
+  stores as no property (counted while the file is written, :mod:`bulk360.package.parquet`).
 
 NULL becomes "no property": ``COPY ... CSV`` writes NULL as an empty unquoted field, which
 ``neo4j-admin`` skips, while an empty string is written quoted and stays an empty string.
@@ -109,6 +111,8 @@ VALUE_CHANGES = {
     "nested_arrays": "were multidimensional arrays: flattened",
     "empty_arrays": "were empty arrays: stored as no property (neo4j-admin cannot store one)",
     "rounded": "do not fit a double exactly: rounded",
+    "empty_strings": "were empty strings: stored as no property (neo4j-admin's Parquet reader "
+    "cannot store one)",
 }
 
 # A numeric a double does not hold as it is: more than 15 significant digits, or out of range.

@@ -17,6 +17,7 @@ __all__ = [
     "PROBE_DB",
     "PROBE_SQL",
     "TEST_CONTROL_DB",
+    "add_type_probe",
     "recreate_database",
     "sample_control",
 ]
@@ -67,6 +68,25 @@ def recreate_database(settings: Settings, database: str) -> None:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def add_type_probe(settings: Settings) -> None:
+    """The type probe's tables (in :data:`PROBE_DB`, made by the session) as labels of the
+    control database of ``settings``."""
+    with psycopg.connect(**settings.control_conninfo()) as conn:
+        conn.execute(
+            "INSERT INTO source_databases (name, db_host, db_port, db_name, db_user, db_password_env)"
+            " VALUES ('probe', %s, %s, %s, %s, 'ETL_DB_PASSWORD')",
+            [settings.etl_db_host, settings.etl_db_port, PROBE_DB, settings.etl_db_user],
+        )
+        conn.execute(
+            "INSERT INTO node_label_mappings (source_name, table_name, label)"
+            " VALUES ('probe', 'all_types', 'TypeProbe'), ('probe', 'edge_values', 'EdgeValue')"
+        )
+        conn.execute(
+            "INSERT INTO column_type_overrides (source_name, table_name, column_name, neo4j_type,"
+            " reason) VALUES ('probe', 'edge_values', 'approx', 'double', 'used in arithmetic')"
+        )
 
 
 def sample_control(

@@ -38,12 +38,18 @@ def check_store(settings: Settings, folder: Path) -> str:
     return output
 
 
-def build_with_admin_mode(settings: Settings) -> RunSummary:
-    """Stop Neo4j, import ``settings``' control rows with the real neo4j-admin, check the
-    store it built, and start Neo4j again."""
+def build_with_admin_mode(settings: Settings, package_format: str = "csv") -> RunSummary:
+    """Stop Neo4j, import ``settings``' control rows with the real neo4j-admin (from a package
+    of ``package_format``), check the store it built, and start Neo4j again."""
     run_services("neo4j", "stop")
     try:
-        summary = run(settings, RunOptions(mode="admin", overwrite=True, workers=3))
+        options = RunOptions(
+            mode="admin",
+            overwrite=True,
+            workers=3,
+            package_format=package_format,  # type: ignore[arg-type]
+        )
+        summary = run(settings, options)
         with tempfile.TemporaryDirectory() as reports:
             check_store(settings, Path(reports))
         return summary

@@ -47,6 +47,11 @@ def empty_list(value: Any) -> bool:
     return value[0].startswith("LIST") and value[1] == ()
 
 
+def empty_string(value: Any) -> bool:
+    """Whether a property's value (as a snapshot holds it) is an empty string."""
+    return value[0].startswith("STRING") and value[1] == ""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Every node and relationship of the graph with typed properties, as multisets."""
@@ -81,6 +86,24 @@ class Snapshot:
     def without_empty_arrays(self) -> Snapshot:
         """Empty array properties removed: how neo4j-admin stores them (it cannot store one)."""
         return self.mapped(lambda n: (n[0], tuple(p for p in n[1] if not empty_list(p[1]))))
+
+    def without_empty_strings(self) -> Snapshot:
+        """Empty string properties of nodes and relationships removed: how neo4j-admin's
+        Parquet reader stores them."""
+
+        def kept(props: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+            return tuple(p for p in props if not empty_string(p[1]))
+
+        nodes = self.mapped(lambda n: (n[0], kept(n[1])))
+        return Snapshot(
+            nodes.nodes,
+            Counter(
+                {
+                    (kind, a, b, kept(props)): count
+                    for (kind, a, b, props), count in nodes.relationships.items()
+                }
+            ),
+        )
 
     def differences(self, other: Snapshot) -> list[str]:
         """A readable sample of what one graph has and the other has not."""

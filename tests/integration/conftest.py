@@ -3,18 +3,22 @@ sample and a type probe, built into Neo4j once by admin mode."""
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 from neo4j import Driver
 
-from bulk360 import RunSummary
+from bulk360 import RunOptions, RunSummary
+from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.databases import (
     PROBE_DB,
     PROBE_SQL,
     TEST_CONTROL_DB,
+    add_type_probe,
     recreate_database,
     sample_control,
 )
@@ -33,28 +37,50 @@ def control_settings(
     recreate_database(settings, PROBE_DB)
     with psycopg.connect(**{**settings.control_conninfo(), "dbname": PROBE_DB}) as conn:
         conn.execute(PROBE_SQL)  # type: ignore[arg-type]
-    with psycopg.connect(**test_settings.control_conninfo()) as conn:
-        conn.execute(
-            "INSERT INTO source_databases (name, db_host, db_port, db_name, db_user, db_password_env)"
-            " VALUES ('probe', %s, %s, %s, %s, 'ETL_DB_PASSWORD')",
-            [settings.etl_db_host, settings.etl_db_port, PROBE_DB, settings.etl_db_user],
-        )
-        conn.execute(
-            "INSERT INTO node_label_mappings (source_name, table_name, label)"
-            " VALUES ('probe', 'all_types', 'TypeProbe'), ('probe', 'edge_values', 'EdgeValue')"
-        )
-        conn.execute(
-            "INSERT INTO column_type_overrides (source_name, table_name, column_name, neo4j_type,"
-            " reason) VALUES ('probe', 'edge_values', 'approx', 'double', 'used in arithmetic')"
-        )
+    add_type_probe(test_settings)
     return test_settings
 
 
+@dataclass(frozen=True)
+class ParquetBuild:
+    """The test control rows imported from a Parquet package, and what followed."""
+
+    summary: RunSummary
+    graph: Snapshot
+    package: Path
+    """A copy of its import package (later runs prune the folder)."""
+    sync: RunSummary
+    """A sync run right after it, against its package."""
+
+
 @pytest.fixture(scope="session")
-def admin_build(control_settings: Settings, neo4j_driver: Driver) -> tuple[RunSummary, Snapshot]:
-    """The test control rows imported by the real neo4j-admin, and the graph it built."""
+def admin_builds(
+    control_settings: Settings, neo4j_driver: Driver, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[RunSummary, Snapshot, ParquetBuild]:
+    """The test control rows imported by the real neo4j-admin from a Parquet package (then a
+    sync run against it), then from a CSV package: the graph the other tests see."""
+    parquet = build_with_admin_mode(control_settings, "parquet")
+    parquet_graph = Snapshot.take(neo4j_driver)
+    assert parquet.import_dir is not None
+    package = tmp_path_factory.mktemp("parquet") / parquet.import_dir.name
+    shutil.copytree(parquet.import_dir, package)
+    sync = run(control_settings, RunOptions(mode="sync", workers=3))
     summary = build_with_admin_mode(control_settings)
-    return summary, Snapshot.take(neo4j_driver)
+    built = ParquetBuild(parquet, parquet_graph, package, sync)
+    return summary, Snapshot.take(neo4j_driver), built
+
+
+@pytest.fixture(scope="session")
+def admin_build(
+    admin_builds: tuple[RunSummary, Snapshot, ParquetBuild],
+) -> tuple[RunSummary, Snapshot]:
+    """The test control rows imported by the real neo4j-admin, and the graph it built."""
+    return admin_builds[0], admin_builds[1]
+
+
+@pytest.fixture(scope="session")
+def parquet_build(admin_builds: tuple[RunSummary, Snapshot, ParquetBuild]) -> ParquetBuild:
+    return admin_builds[2]
 
 
 @pytest.fixture(scope="session")

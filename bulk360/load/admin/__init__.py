@@ -83,6 +83,7 @@ class AdminLoader:
                 report_file=paths.admin_report,
                 log_file=paths.admin_log,
                 tolerance=self.context.options.tolerance,
+                input_type=manifest.package_format,
             )
         )
         totals = manifest.totals

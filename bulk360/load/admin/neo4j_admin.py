@@ -65,6 +65,8 @@ class ImportRequest:
     log_file: Path
     tolerance: int
     """Bad entries neo4j-admin may report before the import fails."""
+    input_type: str = "csv"
+    """``csv`` or ``parquet``: what the files are (the package's format)."""
 
 
 def neo4j_conf(home: Path) -> dict[str, list[str]]:
@@ -203,7 +205,11 @@ class Neo4jAdmin:
             f"--report-file={report_file}",
             f"--bad-tolerance={tolerance}",
             f"--array-delimiter=U+{ord(ARRAY_DELIMITER):04X}",
-            *_multiline_options(request.multiline),
+            *(
+                _multiline_options(request.multiline)
+                if request.input_type == "csv"
+                else [f"--input-type={request.input_type}"]
+            ),
             *[f"--nodes={label}={path}" for label, path in request.nodes],
             *[f"--relationships={kind}={path}" for kind, path in request.relationships],
         ]

@@ -5,7 +5,7 @@ calendar release (2026.08.1), that release when the suite runs on the LTS (NEO4J
 (`.local/neo4j` for the LTS, `.local/neo4j-<version>` for another) with the JDK that line needs
 (17 for 5.26, 21 or newer for a calendar release: Temurin 25 here), and starts it on ports of its
 own. bulk360 then runs on it, through its command line, what a user of that line needs: admin
-mode (the staging store and its swap), verify, bolt, sync, follow, and the seed's ten questions
+mode from a CSV and from a Parquet package (the staging store and its swap), verify, bolt, sync, follow, and the seed's ten questions
 under both Cypher 5 and, where the server offers it, Cypher 25. The server is stopped at the end.
 """
 
@@ -23,8 +23,9 @@ from neo4j import Driver, GraphDatabase
 from bulk360.apps.analytics import DEFAULT_PARAMETERS, questions
 from bulk360.settings import NEO4J_DEFAULT, NEO4J_LTS, Settings, neo4j_version
 from tests.helpers.cli import CliResult, run_cli
-from tests.helpers.databases import sample_control
+from tests.helpers.databases import add_type_probe, sample_control
 from tests.helpers.services import ROOT, cypher, run_services, services_process
+from tests.helpers.snapshots import Snapshot
 
 SUITE = neo4j_version(ROOT / ".env")
 """The release the suite's own server runs (as bulk360's settings read it)."""
@@ -61,11 +62,17 @@ def line(settings: Settings, neo4j_driver: Driver) -> Iterator[Driver]:
 
 @pytest.fixture(scope="module")
 def compat(
-    settings: Settings, pg_conninfo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+    settings: Settings,
+    control_settings: Settings,
+    pg_conninfo: dict[str, object],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
-    return sample_control(
+    """The Customer 360 sample and the type probe (whose database ``control_settings`` made)."""
+    ours = sample_control(
         settings, CONTROL_DB, tmp_path_factory.mktemp("compat"), PREFIX, "customer360"
     )
+    add_type_probe(ours)
+    return ours
 
 
 def on_line(settings: Settings, *args: str) -> CliResult:
@@ -93,17 +100,32 @@ def test_the_line_is_the_release_asked_for_on_its_own_jdk(line: Driver) -> None:
     assert bool(list((HOME / "plugins").glob("apoc*.jar"))) != CALENDAR  # APOC on 5.26 only
 
 
-def test_admin_mode_builds_the_graph_on_the_calendar_line(compat: Settings, line: Driver) -> None:
-    """The line's neo4j-admin (run by bulk360 on the line's JDK) imports into a staging store
-    and swaps it in; verify then finds every count of the manifest."""
+def admin_build(compat: Settings, line: Driver, *options: str) -> tuple[dict[str, Any], Snapshot]:
+    """An admin run on the line (server stopped for it), and the graph it built."""
     services("neo4j", "stop")
     try:
-        built = on_line(compat, "run", "--mode", "admin", "--overwrite", "--json")
+        built = on_line(compat, "run", "--mode", "admin", "--overwrite", "--json", *options)
     finally:
         services("neo4j", "start")
     assert built.returncode == 0, built.output
     summary = json.loads(built.stdout)
     assert summary["status"] == "succeeded" and summary["ledger_balanced"], summary
+    return summary, Snapshot.take(line)
+
+
+def test_admin_mode_builds_the_graph_on_the_line_from_either_package(
+    compat: Settings, line: Driver
+) -> None:
+    """The line's neo4j-admin (run by bulk360 on the line's JDK) imports a CSV package, then a
+    Parquet one, into a staging store and swaps it in: the same graph but for the values its
+    Parquet reader stores otherwise (empty strings, empty arrays; named by the run), and
+    verify finds every count of the manifest."""
+    _, from_csv = admin_build(compat, line)
+    summary, from_parquet = admin_build(compat, line, "--package-format", "parquet")
+    assert any("empty strings" in line for line in summary["values_changed"])
+    expected = from_csv.without_empty_strings()
+    assert from_parquet.without_empty_arrays().differences(expected) == []
+    assert from_parquet.without_empty_arrays() == expected
     verified = on_line(compat, "verify")
     assert verified.returncode == 0, verified.output
     assert "graph matches the manifest" in verified.output

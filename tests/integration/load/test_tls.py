@@ -55,11 +55,12 @@ def nodes(driver: Driver) -> int:
     return int(cypher(driver, "MATCH (n) RETURN count(n) AS n")[0]["n"])
 
 
-def test_bolt_sync_verify_and_check_run_over_tls(
+def test_bolt_sync_follow_verify_and_check_run_over_tls(
     tls_settings: Settings, neo4j_driver: Driver
 ) -> None:
-    """The graph written over neo4j+s://, checked over bolt+s://, a change synced over TLS, and
-    `check` over +ssc (no authority trusted at all)."""
+    """The graph written over neo4j+s://, checked over bolt+s://, a change synced over TLS,
+    `check` over +ssc (no authority trusted at all), then a change followed over TLS (after the
+    check: a follow session keeps the graph newer than any manifest)."""
     secure = f"neo4j+s://localhost:{port(tls_settings)}"
     built = over(tls_settings, secure, "run", "--mode", "bolt", "--clear")
     assert built.returncode == 0, built.output
@@ -81,6 +82,18 @@ def test_bolt_sync_verify_and_check_run_over_tls(
     checked = over(tls_settings, f"neo4j+ssc://127.0.0.1:{port(tls_settings)}", "check", ca=None)
     assert checked.returncode == 0, checked.output
     assert "ok   neo4j" in checked.stdout and "ok   graph counts" in checked.stdout
+
+    started = over(tls_settings, secure, "follow", "--once", "--clear")
+    assert started.returncode == 0, started.output
+    try:
+        with psycopg.connect(**profiles, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute("UPDATE accounts SET full_name = 'Followed over TLS' WHERE account_id = 2")
+        followed = over(tls_settings, secure, "follow", "--once")
+        assert followed.returncode == 0, followed.output
+        found = cypher(neo4j_driver, "MATCH (a:Account {account_id: 2}) RETURN a.full_name AS n")
+        assert found == [{"n": "Followed over TLS"}]
+    finally:
+        over(tls_settings, secure, "follow", "stop", "--drop")
 
 
 def test_the_api_answers_its_health_over_tls(tls_settings: Settings) -> None:
