@@ -53,21 +53,20 @@ def test_empty_strings_are_counted_and_named_and_empty_arrays_are_no_change(
 
 
 def test_the_package_holds_typed_parquet_files_under_the_same_manifest(
-    parquet_build: ParquetBuild, import_dir: Path
+    parquet_build: ParquetBuild, admin_run: RunSummary
 ) -> None:
     folder = parquet_build.package
     manifest = json.loads((folder / "manifest.json").read_text())
-    csv = json.loads((import_dir / "manifest.json").read_text())
-    assert (manifest["package_format"], csv["package_format"]) == ("parquet", "csv")
+    assert manifest["package_format"] == "parquet"
     entries = [*manifest["nodes"], *manifest["relationships"]]
     assert entries and all(e["file"].endswith(".parquet") for e in entries)
     assert not list(folder.rglob("*.csv"))
     for entry in entries:
         assert file_sha256(folder / entry["file"]) == entry["sha256"], entry["file"]
-    for kind, count in (("nodes", "nodes"), ("relationships", "relationships")):
-        assert [(e["headers"], e[count]) for e in manifest[kind]] == [
-            (e["headers"], e[count]) for e in csv[kind]
-        ]
+    assert {e["label"]: e["nodes"] for e in manifest["nodes"]} == admin_run.nodes
+    assert {
+        f"{r['type']}.{r['mapping_id']}": r["relationships"] for r in manifest["relationships"]
+    } == admin_run.relationships
     probe = next(e for e in manifest["nodes"] if e["label"] == "TypeProbe")
     schema = pl.read_parquet_schema(folder / probe["file"])
     assert schema[":ID"] == pl.Int64 and schema["big:long"] == pl.Int64
