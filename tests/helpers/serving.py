@@ -68,10 +68,12 @@ def fuzz_api(
     max_examples: int,
     headers: dict[str, str] | None = None,
     exclude: tuple[str, ...] = (),
+    phases: tuple[str, ...] = (),
     **values: list[Any],
 ) -> str:
     """Schemathesis against ``url`` with all its checks but ``exclude``; returns its output,
-    fails on any failure.
+    fails on any failure. ``phases`` narrows the run to those of Schemathesis' phases (all
+    when empty).
 
     ``values`` are real parameter values (``customer_id=["5"]``) that half of the generated
     cases use, so that the fuzzer reaches past the 404s. The seed is fixed, so that CI is
@@ -94,6 +96,7 @@ def fuzz_api(
             *(str(Path(sys.executable).parent / "schemathesis"), "run", f"{url}/openapi.json"),
             *("--checks", "all", "--no-color"),
             *(("--exclude-checks", ",".join(exclude)) if exclude else ()),
+            *(("--phases", ",".join(phases)) if phases else ()),
         ],
         cwd=folder,
         capture_output=True,
