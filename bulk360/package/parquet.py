@@ -31,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from bulk360.package.fields import Field
 from bulk360.package.paths import file_sha256
 from bulk360.plan.types import ARRAY_DELIMITER
 
@@ -40,31 +41,16 @@ FORMATS = ("csv", "parquet")
 """The package formats: CSV files as PostgreSQL writes them, or Parquet files made from them."""
 SUFFIX = ".parquet"
 _IDS = frozenset({":ID", ":START_ID", ":END_ID"})
-_SCALARS: Mapping[str, pl.DataType] = {"long": pl.Int64(), "double": pl.Float64()}
 
 
-def _kind(header: str) -> str:
-    return "long" if header in _IDS else header.rpartition(":")[2]
-
-
-def _typed(header: str, text: pl.Expr) -> pl.Expr:
-    """The Parquet column of a file's text column ``header``."""
-    kind = _kind(header)
-    if kind.endswith("[]"):
-        element = kind.removesuffix("[]")
-        split = text.str.split(ARRAY_DELIMITER)
-        parts = pl.when(text == "").then(split.list.slice(0, 0)).otherwise(split)
-        if element == "boolean":
-            return parts.list.eval(pl.element() == "true")
-        return parts.cast(pl.List(_SCALARS.get(element, pl.String())))
-    if kind == "boolean":
-        return text == "true"
-    return text.cast(_SCALARS[kind]) if kind in _SCALARS else text
+def _field(header: str) -> Field:
+    """The typed field of a file's column ``header``; ids are ``long`` values."""
+    return Field(header, header, "long") if header in _IDS else Field.of(header)
 
 
 def _text(header: str, typed: pl.Expr) -> pl.Expr:
     """The CSV text of a Parquet column (what :mod:`bulk360.package.files` parses)."""
-    if _kind(header).endswith("[]"):
+    if _field(header).kind.endswith("[]"):
         return typed.list.eval(pl.element().cast(pl.String)).list.join(ARRAY_DELIMITER)
     return typed.cast(pl.String)
 
@@ -84,9 +70,9 @@ def to_parquet(csv_path: Path, headers: Sequence[str]) -> ConvertedFile:
     out = csv_path.with_suffix(SUFFIX)
     temporary = out.with_name(f".{out.name}.tmp")
     text = pl.scan_csv(csv_path, infer_schema=False, quote_char='"', has_header=True)
-    text.select([_typed(h, pl.col(h)) for h in headers]).sink_parquet(temporary)
+    text.select([_field(h).parse(pl.col(h)) for h in headers]).sink_parquet(temporary)
     found: dict[str, int] = {}
-    strings = [h for h in headers if _kind(h) == "string"]
+    strings = [h for h in headers if _field(h).kind == "string"]
     if strings:  # read back from the columns alone, not from the CSV text again
         counts = pl.scan_parquet(temporary).select([(pl.col(h) == "").sum() for h in strings])
         found = counts.collect().row(0, named=True)
