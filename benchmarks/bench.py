@@ -475,6 +475,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def print_written(paths: list[Path]) -> None:
+    """Name the report files a benchmark wrote, relative to the repository when inside it."""
+    shown = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
+    print("wrote " + ", ".join(shown))
+
+
 def scaling_curve(
     settings: Settings, scales: list[float], workers: int
 ) -> Iterator[dict[str, Any]]:
@@ -568,8 +574,7 @@ def main(
         result["scaling"].append(point)
         paths = write_report(result, output)
     services("neo4j", "stop")  # its memory is yours again; the next run starts it when needed
-    shown = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
-    print("wrote " + ", ".join(shown))
+    print_written(paths)
 
 
 if __name__ == "__main__":

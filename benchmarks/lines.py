@@ -39,6 +39,7 @@ from benchmarks.bench import (
     create_database,
     generate,
     machine,
+    print_written,
     services,
 )
 from benchmarks.measure import measure
@@ -266,8 +267,7 @@ def main(
         "workers": workers,
     }
     paths = report(lines, meta, output)
-    shown = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
-    print("wrote " + ", ".join(shown))
+    print_written(paths)
 
 
 if __name__ == "__main__":
