@@ -131,6 +131,7 @@ class _Run:
         )
 
     def close(self) -> None:
+        self.loader.close()
         if self._engine is not None:
             self._engine.close()
         self.log.close()

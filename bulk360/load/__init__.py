@@ -117,6 +117,10 @@ class Loader(Protocol):
     def written_so_far(self) -> LoadResult | None:
         """After a failed load, what it had written (None: nothing that the ledger can say)."""
 
+    def close(self) -> None:
+        """At the run's end: stop what :meth:`preflight` started for the load (admin mode's
+        waiting neo4j-admin)."""
+
 
 def loader_for(mode: str, context: LoadContext) -> Loader:
     """The loader of ``mode`` (one of :data:`LOADERS`)."""

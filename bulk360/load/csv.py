@@ -38,3 +38,6 @@ class CsvLoader:
 
     def written_so_far(self) -> LoadResult | None:
         return None
+
+    def close(self) -> None:
+        return None

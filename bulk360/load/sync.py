@@ -197,6 +197,9 @@ class SyncLoader:
             retries=self.writer.retries,
         )
 
+    def close(self) -> None:
+        return None
+
     # ---- the diff and the writes -------------------------------------------------------
 
     def diff(self, diffed_against: int, old: Files, new: Files) -> SyncLoad:

@@ -58,6 +58,9 @@ class BoltTarget:
         """Connect once before anything is read, so that a bad target fails first."""
         self.connect().close()
 
+    def close(self) -> None:
+        return None
+
     def driver_writer(self, driver: Driver) -> DriverWriter:
         return DriverWriter(
             driver, self.database, self.batch_size, self.workers, GraphDatabase.bookmark_manager()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,17 @@ def run_services(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     result = services_process(*args, env=env)
     assert result.returncode == 0, f"services {' '.join(args)} failed:\n{result.stderr}"
     return result
+
+
+def wait_for(condition: Any, what: str, seconds: float = 120) -> Any:
+    """What ``condition()`` returns once it is true; the test fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not happen within {seconds:.0f} s")
 
 
 def command_lines() -> dict[int, str]:

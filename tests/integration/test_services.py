@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from dataclasses import replace
@@ -16,8 +17,9 @@ from neo4j import Driver
 from psycopg import sql
 
 from bulk360.load.admin.neo4j_admin import ImportRequest, Neo4jAdmin
+from bulk360.load.admin.warm_start import MAIN_CLASS
 from bulk360.settings import NEO4J_DEFAULT, NEO4J_LTS, Settings
-from tests.helpers.services import ROOT, command_lines, cypher, run_services
+from tests.helpers.services import ROOT, command_lines, cypher, run_services, wait_for
 
 
 def test_postgres_answers_and_a_database_can_be_created_and_dropped(
@@ -118,6 +120,73 @@ def test_admin_loader_imports_large_files_with_and_without_quoted_line_breaks(
     shutil.rmtree(
         settings.neo4j_home / "data" / "transactions" / "bulk360probe", ignore_errors=True
     )
+
+
+def waiting_admins(home: Path) -> list[int]:
+    """Pids of neo4j-admin JVMs of ``home`` that wait for their import (admin mode's warm start)."""
+    return [
+        pid for pid, text in command_lines().items() if str(home) in text and MAIN_CLASS in text
+    ]
+
+
+def small_import(tmp_path: Path) -> ImportRequest:
+    people = tmp_path / "Person.csv"
+    people.write_text(":ID(Person),id:long,name:string\n1,1,Ada\n2,2,Grace\n3,3,Édouard\n")
+    knows = tmp_path / "KNOWS.csv"
+    knows.write_text(":START_ID(Person),:END_ID(Person),since:int\n1,2,1970\n2,3,1999\n")
+    return ImportRequest(
+        nodes=[("Person", people)],
+        relationships=[("KNOWS", knows)],
+        multiline=[],
+        report_file=tmp_path / "report",
+        log_file=tmp_path / "log",
+        tolerance=0,
+    )
+
+
+def drop_probe_database(settings: Settings) -> None:
+    for folder in ("databases", "transactions"):
+        shutil.rmtree(settings.neo4j_home / "data" / folder / "bulk360probe", ignore_errors=True)
+
+
+def test_neo4j_admin_started_before_its_files_exist_imports_them_when_they_do(
+    settings: Settings, tmp_path: Path, stopped_neo4j: None
+) -> None:
+    home = settings.neo4j_home
+    neo4j_admin = Neo4jAdmin(replace(settings, neo4j_database="bulk360probe"))
+    assert not waiting_admins(home)
+    neo4j_admin.warm_up()
+    try:
+        # Started, and waiting: the files are not written yet.
+        [pid] = wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
+        request = small_import(tmp_path)
+        result = neo4j_admin.import_into("bulk360probe", request)
+    finally:
+        drop_probe_database(settings)
+    assert (result.nodes, result.relationships, result.properties) == (3, 2, 8)
+    assert result.started.startswith("AdminTool, started during extraction")
+    assert not waiting_admins(home)  # that JVM ran the import and ended
+    log = request.log_file.read_text()
+    assert "IMPORT DONE" in log and f"{request.nodes[0][1]}" in log
+
+    # A JVM that died while it waited: the import starts one of its own.
+    neo4j_admin.warm_up()
+    [pid] = wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not waiting_admins(home), "the JVM's end", 30)
+    try:
+        again = neo4j_admin.import_into("bulk360probe", small_import(tmp_path))
+    finally:
+        drop_probe_database(settings)
+    assert (again.nodes, again.relationships) == (3, 2)
+    assert not again.started.startswith("AdminTool, started during extraction")
+
+    # A run that fails before its import stops the JVM that waited for it.
+    neo4j_admin.warm_up()
+    wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
+    neo4j_admin.close()
+    assert not waiting_admins(home)
+    assert not list(settings.cache_dir.glob("neo4j-admin-*.tmp"))
 
 
 def our_processes() -> list[str]:

@@ -65,6 +65,11 @@ class AdminLoader:
         problems = self.problems()
         if problems:
             raise ValidationFailed(problems)
+        # The checks passed: neo4j-admin's JVM starts now and waits while the run extracts.
+        self.neo4j_admin.warm_up()
+
+    def close(self) -> None:
+        self.neo4j_admin.close()
 
     def load_title(self) -> str:
         return "neo4j-admin database import full into a staging store"

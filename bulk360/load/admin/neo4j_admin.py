@@ -6,7 +6,8 @@ It starts ``org.neo4j.cli.AdminTool`` in one JVM, with the class path and JVM op
 launcher would use (read from ``NEO4J_HOME``), instead of ``bin/neo4j-admin``, whose launcher
 starts a JVM only to start a second one; and with a class-data archive (AppCDS) made by the
 first import of each Neo4j home and version, so that the JVM loads Neo4j's classes from a
-memory-mapped archive. A home without ``lib/`` is run through ``bin/neo4j-admin``.
+memory-mapped archive; admin mode starts that JVM while it extracts, to wait for the import's
+arguments (:mod:`.warm_start`). A home without ``lib/`` is run through ``bin/neo4j-admin``.
 neo4j-admin runs in a process group of its own: an interrupted run stops every JVM of it.
 """
 
@@ -21,11 +22,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from bulk360.errors import IntegrityError, TargetError
+from bulk360.load.admin.warm_start import WaitingAdmin, warm_start_jar
 from bulk360.plan.types import ARRAY_DELIMITER
 from bulk360.settings import Settings
 
@@ -111,29 +113,35 @@ class Neo4jAdmin:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._home = settings.neo4j_home
+        self._waiting: tuple[WaitingAdmin, _Start] | None = None
 
-    def _launch(self) -> _Launch:
-        """The JVM and its options for ``AdminTool``, as the launcher would start it."""
+    def _launch(self, warm: bool = False) -> _Launch:
+        """The JVM and its options for ``AdminTool``, as the launcher would start it; ``warm``:
+        with :mod:`.warm_start`'s class on the class path (None if it cannot be compiled)."""
         home = self._home
         if not (home / "lib").is_dir():
             return _Launch([str(self._settings.neo4j_admin)], {}, None, "bin/neo4j-admin")
         java = _java(home, self._settings.environment.get("JAVA_HOME"))
         if java is None:
             return _Launch([str(self._settings.neo4j_admin)], {}, None, "bin/neo4j-admin")
+        jar = warm_start_jar(java, self._settings.cache_dir) if warm else None
         conf = neo4j_conf(home)
         heap = (
             self._settings.environment.get("HEAP_SIZE")
             or conf.get("server.memory.heap.max_size", [""])[-1]
         )
+        folders = [str(home / folder / "*") for folder in ("plugins", "conf", "lib")]
         options = [
             "-cp",
-            ":".join(str(home / folder / "*") for folder in ("plugins", "conf", "lib")),
+            ":".join([*folders, *([str(jar)] if jar else [])]),
             *conf.get("server.jvm.additional", []),
             "-Dfile.encoding=UTF-8",
             *filter(None, [_heap_option(heap)]),
         ]
         environment = {"NEO4J_HOME": str(home), "NEO4J_CONF": str(home / "conf")}
-        return _Launch([java, *options], environment, self._archive(java, options), "AdminTool")
+        started = "AdminTool, started during extraction" if jar else "AdminTool"
+        archive = self._archive(java, options)
+        return _Launch([java, *options], environment, archive, started, waits=jar is not None)
 
     def _archive(self, java: str, options: list[str]) -> Path:
         """Where the class-data archive of this home, Neo4j version, JVM and options lives."""
@@ -179,20 +187,56 @@ class Neo4jAdmin:
         dump = archive.with_name(f"{archive.stem}.{os.getpid()}.tmp")
         return [f"-XX:ArchiveClassesAtExit={dump}"], dump, notes
 
+    def _start(self, warm: bool = False) -> _Start:
+        """How this import's JVM starts: its command, class-data archive and notes."""
+        launch = self._launch(warm)
+        if launch.archive is None:
+            return _Start(launch.command, launch.environment, launch.started)
+        class_data, dump, notes = self._class_data(launch)
+        started = launch.started + (
+            ", a new class-data archive" if dump else ", with the class-data archive"
+        )
+        command = [*launch.command, *class_data]
+        return _Start(
+            command, launch.environment, started, launch.archive, dump, notes, launch.waits
+        )
+
+    def warm_up(self) -> None:
+        """Start neo4j-admin's JVM now, to wait for :meth:`import_into` (:mod:`.warm_start`);
+        nothing if it cannot wait (``bin/neo4j-admin``, no ``javac``)."""
+        if self._waiting is not None:
+            return
+        start = self._start(warm=True)
+        if start.waits:
+            self._waiting = (WaitingAdmin(start.command, start.environment), start)
+
+    def close(self) -> None:
+        """Stop a JVM :meth:`warm_up` started that no import used."""
+        if self._waiting is not None:
+            _discard(self._waiting)
+            self._waiting = None
+
+    def _run(self, arguments: list[str], log_file: Path) -> tuple[int, _Start]:
+        """neo4j-admin with ``arguments`` and its exit status: in the JVM :meth:`warm_up`
+        started if it still waits, else in one started now."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            process, start = waiting
+            if process.alive and process.send(arguments, log_file):
+                try:
+                    return _wait_for_group(process.process), start
+                finally:
+                    process.keep_early_output(log_file)
+            _discard(waiting)
+        start = self._start()
+        command = [*start.command, *(["org.neo4j.cli.AdminTool"] if start.archive else [])]
+        with log_file.open("w") as log:
+            return _run_process_group([*command, *arguments], log, start.environment), start
+
     def import_into(self, database: str, request: ImportRequest) -> AdminImport:
         """Run ``neo4j-admin database import full`` into ``database``; raise if it fails."""
         report_file, log_file, tolerance = request.report_file, request.log_file, request.tolerance
-        launch = self._launch()
-        class_data, dump, notes = self._class_data(launch)
-        if launch.started == "AdminTool":
-            started = "AdminTool, " + (
-                "a new class-data archive" if dump else "with the class-data archive"
-            )
-            prefix = [*launch.command, *class_data, "org.neo4j.cli.AdminTool"]
-        else:
-            started, prefix = launch.started, launch.command
-        command = [
-            *prefix,
+        arguments = [
             "database",
             "import",
             "full",
@@ -213,11 +257,11 @@ class Neo4jAdmin:
             *[f"--nodes={label}={path}" for label, path in request.nodes],
             *[f"--relationships={kind}={path}" for kind, path in request.relationships],
         ]
+        returncode, start = self._run(arguments, log_file)
+        dump = start.dump
         try:
-            with log_file.open("w") as log:
-                returncode = _run_process_group(command, log, launch.environment)
             if returncode == 0 and dump is not None and dump.exists():
-                os.replace(dump, launch.archive)  # type: ignore[arg-type]
+                os.replace(dump, start.archive)  # type: ignore[arg-type]
         finally:
             if dump is not None:
                 dump.unlink(missing_ok=True)
@@ -241,8 +285,8 @@ class Neo4jAdmin:
             bad_entries=bad,
             report_file=report_file,
             log_file=log_file,
-            started=started,
-            notes=tuple(notes),
+            started=start.started,
+            notes=tuple(start.notes),
         )
 
 
@@ -254,6 +298,30 @@ class _Launch:
     environment: dict[str, str]
     archive: Path | None
     started: str
+    waits: bool = False
+    """Whether the JVM waits for its arguments (:mod:`.warm_start`'s class on its class path)."""
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A launch made ready: the command before ``AdminTool``'s arguments (the class-data
+    archive's options included), and the archive's temporary dump to keep after a good import."""
+
+    command: list[str]
+    environment: dict[str, str]
+    started: str
+    archive: Path | None = None
+    dump: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    waits: bool = False
+
+
+def _discard(waiting: tuple[WaitingAdmin, _Start]) -> None:
+    """A waiting JVM stopped, and the class-data archive it would have made removed."""
+    process, start = waiting
+    process.discard()
+    if start.dump is not None:
+        start.dump.unlink(missing_ok=True)
 
 
 def _run_process_group(command: list[str], log: IO[str], environment: dict[str, str]) -> int:
@@ -266,6 +334,11 @@ def _run_process_group(command: list[str], log: IO[str], environment: dict[str, 
         # Inherited as by any child process, with the Neo4j home made explicit.
         env={**os.environ, **environment},
     )
+    return _wait_for_group(process)
+
+
+def _wait_for_group(process: subprocess.Popen[bytes]) -> int:
+    """The exit status of ``process``; an interruption stops its whole process group."""
     try:
         return process.wait()
     except BaseException:

@@ -29,7 +29,7 @@ from bulk360.settings import Settings
 from tests.helpers.cli import CliResult, cli_env, run_cli
 from tests.helpers.databases import sample_control
 from tests.helpers.distance import distant
-from tests.helpers.services import cypher, run_services, superuser_sql
+from tests.helpers.services import cypher, run_services, superuser_sql, wait_for
 from tests.helpers.snapshots import Snapshot
 
 FOLLOW_CONTROL_DB = "bulk360_test_follow_control"
@@ -92,13 +92,6 @@ def start_following(settings: Settings, *args: str) -> subprocess.Popen[str]:
         text=True,
         env=cli_env(settings, settings.import_dir),
     )
-
-
-def wait_for(condition: Any, what: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
-        time.sleep(0.3)
 
 
 def alive(follower: subprocess.Popen[str]) -> None:

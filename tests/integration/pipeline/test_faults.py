@@ -15,7 +15,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,12 +28,13 @@ from psycopg.rows import dict_row
 
 from bulk360 import RunOptions, SilentReporter
 from bulk360.errors import ConfigError, SourceError, TargetError
+from bulk360.load.admin.warm_start import MAIN_CLASS
 from bulk360.package.paths import published_runs
 from bulk360.pipeline import run
 from bulk360.settings import Settings
 from tests.helpers.cli import cli_env
 from tests.helpers.databases import recreate_database, sample_control
-from tests.helpers.services import IN_CI, command_lines, run_services
+from tests.helpers.services import IN_CI, command_lines, run_services, wait_for
 from tests.helpers.snapshots import Snapshot
 
 FAULTS_CONTROL_DB = "bulk360_test_faults_control"
@@ -140,16 +140,6 @@ def no_complete_folder_of(settings: Settings, run_id: int) -> None:
     """The failed run left neither a published folder nor a partial one."""
     names = [p.name for p in settings.import_dir.iterdir()] if settings.import_dir.exists() else []
     assert not [n for n in names if n.startswith((f"run-{run_id}-", f".run-{run_id}-"))], names
-
-
-def wait_for(condition: Any, what: str, seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.02)
-    pytest.fail(f"{what} did not happen within {seconds:.0f} s")
 
 
 # ---- faults while reading ----------------------------------------------------------------
@@ -359,11 +349,13 @@ def test_the_control_database_lost_when_a_run_ends_then_resume(faults: Settings)
 
 
 def admin_processes(home: Path) -> list[int]:
-    """Pids of neo4j-admin JVMs (the launcher and the import) of ``home``."""
+    """Pids of neo4j-admin JVMs (the launcher and the import, or the JVM admin mode started to
+    wait for the import) of ``home``."""
+    started = ("AdminTool", "Neo4jAdminCommand", MAIN_CLASS)
     return [
         pid
         for pid, text in command_lines().items()
-        if str(home) in text and ("AdminTool" in text or "Neo4jAdminCommand" in text)
+        if str(home) in text and any(name in text for name in started)
     ]
 
 
