@@ -57,14 +57,24 @@ def neo4j_driver(settings: Settings) -> Iterator[Driver]:
     driver.close()
 
 
-@pytest.fixture
-def stopped_neo4j(neo4j_driver: Driver) -> Iterator[None]:
-    """Neo4j stopped for the duration of a test, and running again afterwards."""
+def _stopped_neo4j() -> Iterator[None]:
     run_services("neo4j", "stop")
     try:
         yield
     finally:
         run_services("neo4j", "start")
+
+
+@pytest.fixture
+def stopped_neo4j(neo4j_driver: Driver) -> Iterator[None]:
+    """Neo4j stopped for the duration of a test, and running again afterwards."""
+    yield from _stopped_neo4j()
+
+
+@pytest.fixture(scope="class")
+def stopped_neo4j_for_class(neo4j_driver: Driver) -> Iterator[None]:
+    """Neo4j stopped for the tests of a class (one stop and start for all of them)."""
+    yield from _stopped_neo4j()
 
 
 @pytest.fixture(scope="session")

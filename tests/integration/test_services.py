@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from dotenv import dotenv_values
 from neo4j import Driver
 from psycopg import sql
@@ -90,38 +91,6 @@ def test_neo4j_admin_imports_csv_into_a_stopped_database(
     ]
 
 
-def test_admin_loader_imports_large_files_with_and_without_quoted_line_breaks(
-    settings: Settings, tmp_path: Path, stopped_neo4j: None
-) -> None:
-    # Over 4 MiB without a single quote: neo4j-admin's per-file multiline format (v2) fails on
-    # such a file; bulk360 must import it next to a file whose text holds line breaks.
-    plain = tmp_path / "Plain.csv"
-    with plain.open("w") as handle:
-        handle.write(":ID(Plain),id:long,name:string\n")
-        handle.writelines(
-            f"{i},{i},row number {i} of a file without quotes\n" for i in range(120_000)
-        )
-    assert plain.stat().st_size > 4 * 2**20
-    notes = tmp_path / "Note.csv"
-    notes.write_text(':ID(Note),id:long,body:string\n1,1,"two\nlines"\n2,2,"a ""quote"""\n3,3,\n')
-    neo4j_admin = Neo4jAdmin(replace(settings, neo4j_database="bulk360probe"))
-    request = ImportRequest(
-        nodes=[("Plain", plain), ("Note", notes)],
-        relationships=[],
-        multiline=[plain, notes],
-        report_file=tmp_path / "report",
-        log_file=tmp_path / "log",
-        tolerance=0,
-    )
-    result = neo4j_admin.import_into("bulk360probe", request)
-    assert (result.nodes, result.relationships, result.bad_entries) == (120_003, 0, 0)
-    assert result.properties == 120_000 * 2 + 2 + 2 + 1
-    shutil.rmtree(settings.neo4j_home / "data" / "databases" / "bulk360probe", ignore_errors=True)
-    shutil.rmtree(
-        settings.neo4j_home / "data" / "transactions" / "bulk360probe", ignore_errors=True
-    )
-
-
 def waiting_admins(home: Path) -> list[int]:
     """Pids of neo4j-admin JVMs of ``home`` that wait for their import (admin mode's warm start)."""
     return [
@@ -149,44 +118,83 @@ def drop_probe_database(settings: Settings) -> None:
         shutil.rmtree(settings.neo4j_home / "data" / folder / "bulk360probe", ignore_errors=True)
 
 
-def test_neo4j_admin_started_before_its_files_exist_imports_them_when_they_do(
-    settings: Settings, tmp_path: Path, stopped_neo4j: None
-) -> None:
-    home = settings.neo4j_home
-    neo4j_admin = Neo4jAdmin(replace(settings, neo4j_database="bulk360probe"))
-    assert not waiting_admins(home)
-    neo4j_admin.warm_up()
-    try:
-        # Started, and waiting: the files are not written yet.
-        [pid] = wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
-        request = small_import(tmp_path)
+@pytest.mark.usefixtures("stopped_neo4j_for_class")
+class TestNeo4jAdminOfAStoppedServer:
+    """neo4j-admin as admin mode runs it, into a probe database (one stop for the class)."""
+
+    def test_admin_loader_imports_large_files_with_and_without_quoted_line_breaks(
+        self, settings: Settings, tmp_path: Path
+    ) -> None:
+        # Over 4 MiB without a single quote: neo4j-admin's per-file multiline format (v2) fails on
+        # such a file; bulk360 must import it next to a file whose text holds line breaks.
+        plain = tmp_path / "Plain.csv"
+        with plain.open("w") as handle:
+            handle.write(":ID(Plain),id:long,name:string\n")
+            handle.writelines(
+                f"{i},{i},row number {i} of a file without quotes\n" for i in range(120_000)
+            )
+        assert plain.stat().st_size > 4 * 2**20
+        notes = tmp_path / "Note.csv"
+        notes.write_text(
+            ':ID(Note),id:long,body:string\n1,1,"two\nlines"\n2,2,"a ""quote"""\n3,3,\n'
+        )
+        neo4j_admin = Neo4jAdmin(replace(settings, neo4j_database="bulk360probe"))
+        request = ImportRequest(
+            nodes=[("Plain", plain), ("Note", notes)],
+            relationships=[],
+            multiline=[plain, notes],
+            report_file=tmp_path / "report",
+            log_file=tmp_path / "log",
+            tolerance=0,
+        )
         result = neo4j_admin.import_into("bulk360probe", request)
-    finally:
-        drop_probe_database(settings)
-    assert (result.nodes, result.relationships, result.properties) == (3, 2, 8)
-    assert result.started.startswith("AdminTool, started during extraction")
-    assert not waiting_admins(home)  # that JVM ran the import and ended
-    log = request.log_file.read_text()
-    assert "IMPORT DONE" in log and f"{request.nodes[0][1]}" in log
+        assert (result.nodes, result.relationships, result.bad_entries) == (120_003, 0, 0)
+        assert result.properties == 120_000 * 2 + 2 + 2 + 1
+        shutil.rmtree(
+            settings.neo4j_home / "data" / "databases" / "bulk360probe", ignore_errors=True
+        )
+        shutil.rmtree(
+            settings.neo4j_home / "data" / "transactions" / "bulk360probe", ignore_errors=True
+        )
 
-    # A JVM that died while it waited: the import starts one of its own.
-    neo4j_admin.warm_up()
-    [pid] = wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not waiting_admins(home), "the JVM's end", 30)
-    try:
-        again = neo4j_admin.import_into("bulk360probe", small_import(tmp_path))
-    finally:
-        drop_probe_database(settings)
-    assert (again.nodes, again.relationships) == (3, 2)
-    assert not again.started.startswith("AdminTool, started during extraction")
+    def test_neo4j_admin_started_before_its_files_exist_imports_them_when_they_do(
+        self, settings: Settings, tmp_path: Path
+    ) -> None:
+        home = settings.neo4j_home
+        neo4j_admin = Neo4jAdmin(replace(settings, neo4j_database="bulk360probe"))
+        assert not waiting_admins(home)
+        neo4j_admin.warm_up()
+        try:
+            # Started, and waiting: the files are not written yet.
+            [pid] = wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
+            request = small_import(tmp_path)
+            result = neo4j_admin.import_into("bulk360probe", request)
+        finally:
+            drop_probe_database(settings)
+        assert (result.nodes, result.relationships, result.properties) == (3, 2, 8)
+        assert result.started.startswith("AdminTool, started during extraction")
+        assert not waiting_admins(home)  # that JVM ran the import and ended
+        log = request.log_file.read_text()
+        assert "IMPORT DONE" in log and f"{request.nodes[0][1]}" in log
 
-    # A run that fails before its import stops the JVM that waited for it.
-    neo4j_admin.warm_up()
-    wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
-    neo4j_admin.close()
-    assert not waiting_admins(home)
-    assert not list(settings.cache_dir.glob("neo4j-admin-*.tmp"))
+        # A JVM that died while it waited: the import starts one of its own.
+        neo4j_admin.warm_up()
+        [pid] = wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not waiting_admins(home), "the JVM's end", 30)
+        try:
+            again = neo4j_admin.import_into("bulk360probe", small_import(tmp_path))
+        finally:
+            drop_probe_database(settings)
+        assert (again.nodes, again.relationships) == (3, 2)
+        assert not again.started.startswith("AdminTool, started during extraction")
+
+        # A run that fails before its import stops the JVM that waited for it.
+        neo4j_admin.warm_up()
+        wait_for(lambda: waiting_admins(home), "the JVM's start", 30)
+        neo4j_admin.close()
+        assert not waiting_admins(home)
+        assert not list(settings.cache_dir.glob("neo4j-admin-*.tmp"))
 
 
 def our_processes() -> list[str]:
