@@ -55,14 +55,15 @@ def run_services(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     return result
 
 
-def wait_for(condition: Any, what: str, seconds: float = 120) -> Any:
-    """What ``condition()`` returns once it is true; the test fails after ``seconds``."""
+def wait_for(condition: Any, what: str, seconds: float = 120, every: float = 0.1) -> Any:
+    """What ``condition()`` returns once it is true (asked every ``every`` seconds); the test
+    fails after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
-        time.sleep(0.1)
+        time.sleep(every)
     pytest.fail(f"{what} did not happen within {seconds:.0f} s")
 
 

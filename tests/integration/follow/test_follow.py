@@ -29,7 +29,8 @@ from bulk360.settings import Settings
 from tests.helpers.cli import CliResult, cli_env, run_cli
 from tests.helpers.databases import sample_control
 from tests.helpers.distance import distant
-from tests.helpers.services import cypher, run_services, superuser_sql, wait_for
+from tests.helpers.services import cypher, run_services, superuser_sql
+from tests.helpers.services import wait_for as wait_for_condition
 from tests.helpers.snapshots import Snapshot
 
 FOLLOW_CONTROL_DB = "bulk360_test_follow_control"
@@ -98,6 +99,11 @@ def alive(follower: subprocess.Popen[str]) -> None:
     if follower.poll() is not None:
         stdout, stderr = follower.communicate()
         raise AssertionError(f"the follower ended ({follower.returncode}): {stdout}{stderr}")
+
+
+def wait_for(condition: Any, what: str, seconds: float = 120) -> None:
+    """Each check of the follower opens a connection: asked three times a second."""
+    wait_for_condition(condition, what, seconds, every=0.3)
 
 
 def caught_up(settings: Settings) -> bool:
