@@ -222,11 +222,14 @@ class Neo4jAdmin:
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
             process, start = waiting
+            log_file.unlink(missing_ok=True)
             if process.alive and process.send(arguments, log_file):
-                try:
-                    return _wait_for_group(process.process), start
-                finally:
+                returncode = _wait_for_group(process.process)
+                # It opens the log once it has read its arguments: without one, it died before
+                # (while the arguments were sent), and the import starts in a JVM of its own.
+                if log_file.exists():
                     process.keep_early_output(log_file)
+                    return returncode, start
             _discard(waiting)
         start = self._start()
         command = [*start.command, *(["org.neo4j.cli.AdminTool"] if start.archive else [])]
