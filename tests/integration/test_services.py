@@ -150,12 +150,7 @@ class TestNeo4jAdminOfAStoppedServer:
         result = neo4j_admin.import_into("bulk360probe", request)
         assert (result.nodes, result.relationships, result.bad_entries) == (120_003, 0, 0)
         assert result.properties == 120_000 * 2 + 2 + 2 + 1
-        shutil.rmtree(
-            settings.neo4j_home / "data" / "databases" / "bulk360probe", ignore_errors=True
-        )
-        shutil.rmtree(
-            settings.neo4j_home / "data" / "transactions" / "bulk360probe", ignore_errors=True
-        )
+        drop_probe_database(settings)
 
     def test_neo4j_admin_started_before_its_files_exist_imports_them_when_they_do(
         self, settings: Settings, tmp_path: Path

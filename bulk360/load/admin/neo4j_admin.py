@@ -21,7 +21,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -224,7 +224,7 @@ class Neo4jAdmin:
             process, start = waiting
             log_file.unlink(missing_ok=True)
             if process.alive and process.send(arguments, log_file):
-                returncode = _wait_for_group(process.process)
+                returncode = _keeping_archive(start, lambda: _wait_for_group(process.process))
                 # It opens the log once it has read its arguments: without one, it died before
                 # (while the arguments were sent), and the import starts in a JVM of its own.
                 if log_file.exists():
@@ -234,7 +234,11 @@ class Neo4jAdmin:
         start = self._start()
         command = [*start.command, *(["org.neo4j.cli.AdminTool"] if start.archive else [])]
         with log_file.open("w") as log:
-            return _run_process_group([*command, *arguments], log, start.environment), start
+            run = [*command, *arguments]
+            returncode = _keeping_archive(
+                start, lambda: _run_process_group(run, log, start.environment)
+            )
+        return returncode, start
 
     def import_into(self, database: str, request: ImportRequest) -> AdminImport:
         """Run ``neo4j-admin database import full`` into ``database``; raise if it fails."""
@@ -261,13 +265,6 @@ class Neo4jAdmin:
             *[f"--relationships={kind}={path}" for kind, path in request.relationships],
         ]
         returncode, start = self._run(arguments, log_file)
-        dump = start.dump
-        try:
-            if returncode == 0 and dump is not None and dump.exists():
-                os.replace(dump, start.archive)  # type: ignore[arg-type]
-        finally:
-            if dump is not None:
-                dump.unlink(missing_ok=True)
         output = log_file.read_text(errors="replace")
         bad = _count_lines(report_file)
         if returncode != 0:
@@ -317,6 +314,20 @@ class _Start:
     dump: Path | None = None
     notes: list[str] = field(default_factory=list)
     waits: bool = False
+
+
+def _keeping_archive(start: _Start, run: Callable[[], int]) -> int:
+    """``run()``'s exit status; the class-data archive the JVM dumped is kept after a good
+    import, and its temporary dump removed whatever happened (an interruption too)."""
+    returncode = None
+    try:
+        returncode = run()
+        return returncode
+    finally:
+        if start.dump is not None:
+            if returncode == 0 and start.dump.exists():
+                os.replace(start.dump, start.archive)  # type: ignore[arg-type]
+            start.dump.unlink(missing_ok=True)
 
 
 def _discard(waiting: tuple[WaitingAdmin, _Start]) -> None:

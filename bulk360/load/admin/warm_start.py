@@ -4,7 +4,7 @@ neo4j-admin spends over a second starting before it reads a file: the JVM, Neo4j
 line tool and the import command's set-up. Admin mode starts it when the run's checks have
 passed (:meth:`bulk360.load.admin.AdminLoader.preflight`), as ``AdminWarmStart.java`` (next to
 this file): it builds the import command once, then waits on standard input for the import's
-arguments, which :meth:`WaitingAdmin.run` sends when the package is published. Everything else is
+arguments, which :meth:`WaitingAdmin.send` sends when the package is published. Everything else is
 as neo4j-admin started directly (:mod:`.neo4j_admin`): the same JVM, options, class-data archive
 and process group, the same log.
 
